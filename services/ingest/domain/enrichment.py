@@ -1,0 +1,68 @@
+"""Where an event sits in the network: meter, customer, transformer, device and feeder.
+
+Pure lookups on a :class:`~services.common.topology.model.Topology`; a miss returns None
+so the caller can dead-letter the event with ``unknown_meter`` / ``unknown_device`` /
+``unknown_customer``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from services.common.topology.model import Topology
+
+
+@dataclass(frozen=True, slots=True)
+class Location:
+    """The network position an event refers to; ids not implied by the source are None."""
+
+    feeder_id: str
+    device_id: str
+    transformer_id: str | None = None
+    meter_id: str | None = None
+    customer_id: str | None = None
+
+
+def locate_meter(topology: Topology, meter_id: str) -> Location | None:
+    """Meter → customer → transformer → device → feeder, or None for an unknown meter."""
+    customer_id = topology.customer_by_meter.get(meter_id)
+    if customer_id is None:
+        return None
+    return _via_customer(topology, customer_id, meter_id)
+
+
+def locate_customer(topology: Topology, customer_id: str) -> Location | None:
+    """Customer → meter, transformer, device, feeder, or None for an unknown customer."""
+    customer = topology.customers.get(customer_id)
+    if customer is None:
+        return None
+    return _via_customer(topology, customer_id, customer.meter)
+
+
+def locate_device(topology: Topology, device_id: str) -> Location | None:
+    """Device → feeder, or None for an unknown device."""
+    device = topology.devices.get(device_id)
+    if device is None:
+        return None
+    return Location(feeder_id=device.feeder, device_id=device_id)
+
+
+def _via_customer(topology: Topology, customer_id: str, meter_id: str) -> Location | None:
+    # A loaded topology has no dangling references; the None guards keep a half-built
+    # cache (tests, a racing reload) from raising KeyError in the hot path.
+    customer = topology.customers.get(customer_id)
+    if customer is None:
+        return None
+    transformer = topology.transformers.get(customer.transformer)
+    if transformer is None:
+        return None
+    device = topology.devices.get(transformer.device)
+    if device is None:
+        return None
+    return Location(
+        feeder_id=device.feeder,
+        device_id=device.id,
+        transformer_id=transformer.id,
+        meter_id=meter_id,
+        customer_id=customer_id,
+    )

@@ -1,0 +1,238 @@
+"""Turn one raw message of a source topic into a signal, a dead letter or a duplicate.
+
+Checks run in a fixed order and the first failure names the dead letter's code:
+``too_large`` (value over 64 KiB) → ``invalid_json`` → ``schema`` (with the JSON path) →
+``timestamp_out_of_range`` (older than 7 days or more than 5 minutes ahead of the service
+clock) → ``unknown_meter`` / ``unknown_device`` / ``unknown_customer`` → duplicate check →
+mapping to a signal kind.
+
+Mapping choices beyond the table in DESIGN section 3: a ``ping_response`` becomes
+``power_on`` (energized) or ``power_off`` (not energized) with ``data.ping = true``, so the
+incidents service can tell a polled answer from a spontaneous last gasp; customer reports
+carry ``channel`` (and ``text`` / ``incident_id`` / ``score`` when present) in ``data``.
+
+Duplicates are keyed by source and ``event_id``: two sources may reuse each other's ids.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+from pydantic import ValidationError
+
+from schemas.events import (
+    CustomerReport,
+    DeviceEvent,
+    MeterEvent,
+    PingResponse,
+    Sag,
+    Swell,
+    VoltageReading,
+)
+from schemas.parsing import (
+    parse_customer_report,
+    parse_device_event,
+    parse_meter_event,
+    schema_error,
+)
+from schemas.topics import CUSTOMER_REPORTS, DEVICE_EVENTS, METER_EVENTS
+from services.common.topology.model import Topology
+from services.ingest.domain.dedup import DedupWindow
+from services.ingest.domain.enrichment import (
+    Location,
+    locate_customer,
+    locate_device,
+    locate_meter,
+)
+from services.ingest.domain.results import DeadLetter, Duplicate, Signal
+
+MAX_VALUE_BYTES = 64 * 1024
+MAX_AGE = timedelta(days=7)
+MAX_AHEAD = timedelta(minutes=5)
+SOURCE_TOPICS: tuple[str, ...] = (METER_EVENTS, DEVICE_EVENTS, CUSTOMER_REPORTS)
+
+Outcome = Signal | DeadLetter | Duplicate
+
+METER_KINDS: dict[str, str] = {
+    "last_gasp": "power_off",
+    "power_restore": "power_on",
+    "voltage": "voltage",
+    "sag": "sag",
+    "swell": "swell",
+}
+CUSTOMER_KINDS: dict[str, str] = {
+    "no_power": "call_no_power",
+    "partial_power": "call_partial",
+    "low_voltage": "call_low_voltage",
+    "flicker": "call_flicker",
+    "still_out": "call_still_out",
+    "survey": "survey",
+}
+
+
+class _Rejected(Exception):  # internal control flow; never escapes process()
+    def __init__(self, code: str, message: str, path: str | None) -> None:
+        super().__init__(message)
+        self.code, self.message, self.path = code, message, path
+
+
+def process(
+    raw: bytes,
+    topic: str,
+    key: bytes | None,
+    partition: int,
+    offset: int,
+    now: datetime,
+    topology: Topology,
+    dedup: DedupWindow,
+) -> Outcome:
+    """Normalise one message of ``topic`` received at ``now`` (timezone-aware).
+
+    Never raises for any input bytes: every rejection is a :class:`DeadLetter`. A new
+    event id is marked *pending* in ``dedup``; the caller commits or rolls back the window
+    with the batch.
+    """
+    try:
+        return _process(raw, topic, now, topology, dedup)
+    except _Rejected as rejected:
+        return DeadLetter(
+            topic=topic,
+            partition=partition,
+            offset=offset,
+            raw_key=key,
+            raw_value=raw,
+            code=rejected.code,
+            message=rejected.message,
+            path=rejected.path,
+            failed_at=now.astimezone(UTC),
+        )
+
+
+def _process(
+    raw: bytes, topic: str, now: datetime, topology: Topology, dedup: DedupWindow
+) -> Outcome:
+    if len(raw) > MAX_VALUE_BYTES:
+        raise _Rejected("too_large", f"value is {len(raw)} bytes, over {MAX_VALUE_BYTES}", "$")
+    route = _ROUTES.get(topic)
+    if route is None:
+        raise _Rejected("schema", f"no input schema for topic {topic!r}", "$")
+    try:
+        # pydantic's JSON parser accepts NaN and Infinity; the wire format is strict JSON.
+        orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise _Rejected("invalid_json", str(exc), "$") from None
+    parse, normalise = route
+    try:
+        event = parse(raw)
+    except ValidationError as exc:
+        error = schema_error(exc)
+        raise _Rejected(error.code, error.message, error.path) from None
+    occurred_at: datetime = event.occurred_at
+    # Compared before converting: an absurd offset at year 1 or 9999 cannot be converted.
+    if occurred_at < now - MAX_AGE or occurred_at > now + MAX_AHEAD:
+        raise _Rejected(
+            "timestamp_out_of_range",
+            f"occurred_at {occurred_at.isoformat()} is older than 7 days or more than "
+            f"5 minutes ahead of {now.astimezone(UTC).isoformat()}",
+            "$.occurred_at",
+        )
+    return normalise(event, topology, dedup, now.astimezone(UTC))
+
+
+def _meter(event: Any, topology: Topology, dedup: DedupWindow, now: datetime) -> Outcome:
+    loc = locate_meter(topology, event.meter_id)
+    if loc is None:
+        raise _Rejected(
+            "unknown_meter", f"meter {event.meter_id!r} is not in the topology", "$.meter_id"
+        )
+    if not dedup.check_and_add("meter:" + event.event_id):
+        return Duplicate(event.event_id, "meter")
+    kind, data = meter_kind_and_data(event)
+    return _signal(event, "meter", kind, loc, now, data)
+
+
+def meter_kind_and_data(event: MeterEvent) -> tuple[str, dict[str, Any]]:
+    """The signal kind and ``data`` of a validated meter event."""
+    if isinstance(event, PingResponse):
+        return ("power_on" if event.energized else "power_off"), {
+            "ping": True,
+            "energized": event.energized,
+        }
+    if isinstance(event, VoltageReading):
+        return "voltage", {
+            "interval_s": event.interval_s,
+            "v_avg": event.v_avg,
+            "v_min": event.v_min,
+            "v_max": event.v_max,
+        }
+    if isinstance(event, Sag | Swell):
+        return event.type, {"magnitude_v": event.magnitude_v, "duration_ms": event.duration_ms}
+    return METER_KINDS[event.type], {}
+
+
+def _device(event: Any, topology: Topology, dedup: DedupWindow, now: datetime) -> Outcome:
+    assert isinstance(event, DeviceEvent)
+    loc = locate_device(topology, event.device_id)
+    if loc is None:
+        raise _Rejected(
+            "unknown_device", f"device {event.device_id!r} is not in the topology", "$.device_id"
+        )
+    if not dedup.check_and_add("device:" + event.event_id):
+        return Duplicate(event.event_id, "device")
+    kind = "device_open" if event.state == "open" else "device_close"
+    return _signal(event, "device", kind, loc, now, {"lockout": event.lockout})
+
+
+def _customer(event: Any, topology: Topology, dedup: DedupWindow, now: datetime) -> Outcome:
+    assert isinstance(event, CustomerReport)
+    loc = locate_customer(topology, event.customer_id)
+    if loc is None:
+        raise _Rejected(
+            "unknown_customer",
+            f"customer {event.customer_id!r} is not in the topology",
+            "$.customer_id",
+        )
+    if not dedup.check_and_add("customer:" + event.event_id):
+        return Duplicate(event.event_id, "customer")
+    return _signal(event, "customer", CUSTOMER_KINDS[event.kind], loc, now, customer_data(event))
+
+
+def customer_data(report: CustomerReport) -> dict[str, Any]:
+    """The ``data`` of a customer report's signal: channel plus what the report carries."""
+    data: dict[str, Any] = {"channel": report.channel}
+    if report.text is not None:
+        data["text"] = report.text
+    if report.incident_id is not None:
+        data["incident_id"] = report.incident_id
+    if report.score is not None:
+        data["score"] = report.score
+    return data
+
+
+def _signal(
+    event: Any, source: str, kind: str, loc: Location, now: datetime, data: dict[str, Any]
+) -> Signal:
+    return Signal(
+        signal_id=event.event_id,
+        source=source,
+        kind=kind,
+        feeder_id=loc.feeder_id,
+        occurred_at=event.occurred_at.astimezone(UTC),
+        received_at=now,
+        device_id=loc.device_id,
+        transformer_id=loc.transformer_id,
+        meter_id=loc.meter_id,
+        customer_id=loc.customer_id,
+        data=data,
+    )
+
+
+_Normaliser = Callable[[Any, Topology, DedupWindow, datetime], Outcome]
+_ROUTES: dict[str, tuple[Callable[[bytes], Any], _Normaliser]] = {
+    METER_EVENTS: (parse_meter_event, _meter),
+    DEVICE_EVENTS: (parse_device_event, _device),
+    CUSTOMER_REPORTS: (parse_customer_report, _customer),
+}
