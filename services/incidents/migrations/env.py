@@ -1,0 +1,13 @@
+"""Alembic environment of schema ``incidents`` (applied by ``outagedesk migrate``).
+
+To add a migration, copy the pattern of the newest file in ``versions/``: name the new
+file ``versions/<YYYYMMDD>_<slug>.py``, give it ``revision = "incidents_<next number>"``
+and ``down_revision`` = the previous revision, pass ``schema=SCHEMA`` to every ``op.*``
+call, and write a ``downgrade()`` that undoes ``upgrade()`` exactly. The test in
+``tests/integration/common/test_common_migrations.py`` upgrades and downgrades every
+schema on PostgreSQL and SQLite. No alembic.ini is needed (see services/common/migrate.py).
+"""
+
+from services.common.migration_env import run_env
+
+run_env("incidents", target_metadata=None)
