@@ -1,0 +1,298 @@
+"""The bus on Apache Kafka, through aiokafka.
+
+Every broker call runs under a timeout and failures surface as :class:`BusError`, because
+aiokafka can hang while the broker is down (aio-libs/aiokafka#1101). The idempotent
+producer is thrown away and recreated after any failed send, because it can wedge on
+OutOfOrderSequenceNumber (#1017). aiokafka swallows exceptions raised by rebalance
+callbacks; this adapter keeps them and re-raises them from the next ``getmany`` so a failed
+``on_assigned`` (e.g. the database being down) is never silently skipped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Mapping, Sequence
+
+import structlog
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener
+from aiokafka import TopicPartition as KafkaTP
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaError, TopicAlreadyExistsError, for_code
+
+from services.common.bus.base import (
+    BusError,
+    OnAssigned,
+    OnRevoked,
+    OutMessage,
+    Record,
+    TopicPartition,
+)
+
+log = structlog.get_logger(__name__)
+
+
+def _ours(tp: KafkaTP) -> TopicPartition:
+    return TopicPartition(tp.topic, tp.partition)
+
+
+def _theirs(tp: TopicPartition) -> KafkaTP:
+    return KafkaTP(tp.topic, tp.partition)
+
+
+class KafkaBus:
+    """Bus adapter for a Kafka cluster at ``bootstrap_servers`` (``host:port[,...]``)."""
+
+    def __init__(
+        self,
+        bootstrap_servers: str,
+        timeout_s: float = 10.0,
+        *,
+        heartbeat_interval_ms: int = 1000,
+        session_timeout_ms: int = 10_000,
+        metadata_max_age_ms: int = 5_000,
+    ) -> None:
+        self._bootstrap = bootstrap_servers
+        self._timeout_s = timeout_s
+        self._consumer_options = {
+            "heartbeat_interval_ms": heartbeat_interval_ms,
+            "session_timeout_ms": session_timeout_ms,
+            "metadata_max_age_ms": metadata_max_age_ms,
+        }
+        self._open: list[KafkaProducer | KafkaConsumer] = []
+
+    async def create_topics(self, topics: Sequence[str], partitions: int = 1) -> None:
+        admin = AIOKafkaAdminClient(
+            bootstrap_servers=self._bootstrap,
+            request_timeout_ms=int(self._timeout_s * 1000),
+        )
+        try:
+            async with asyncio.timeout(self._timeout_s * 2):
+                await admin.start()
+                response = await admin.create_topics(
+                    [NewTopic(t, num_partitions=partitions, replication_factor=1) for t in topics]
+                )
+                for topic_error in response.topic_errors:
+                    name, code = topic_error[0], topic_error[1]
+                    error = for_code(code)
+                    if code and error is not TopicAlreadyExistsError:
+                        raise BusError(f"cannot create topic {name}: {error.__name__}")
+                await self._wait_for_leaders(admin, topics)
+        except (KafkaError, TimeoutError) as exc:
+            raise BusError(f"create_topics {list(topics)} failed: {exc!r}") from exc
+        finally:
+            await _bounded(admin.close(), self._timeout_s, "admin close")
+
+    async def _wait_for_leaders(self, admin: AIOKafkaAdminClient, topics: Sequence[str]) -> None:
+        # Creation is asynchronous in the controller; producers sent to a topic before its
+        # leaders exist would only retry, but callers expect a usable topic on return.
+        while True:
+            described = await admin.describe_topics(list(topics))
+            if all(
+                t["error_code"] == 0
+                and t["partitions"]
+                and all(p["leader"] >= 0 for p in t["partitions"])
+                for t in described
+            ):
+                return
+            await asyncio.sleep(0.05)
+
+    async def producer(self, *, client_id: str = "outagedesk") -> KafkaProducer:
+        producer = KafkaProducer(self._bootstrap, client_id, self._timeout_s)
+        await producer.start()
+        self._open.append(producer)
+        return producer
+
+    async def consumer(
+        self,
+        topics: Sequence[str],
+        *,
+        group_id: str,
+        on_assigned: OnAssigned | None = None,
+        on_revoked: OnRevoked | None = None,
+        client_id: str = "outagedesk",
+    ) -> KafkaConsumer:
+        client = AIOKafkaConsumer(
+            bootstrap_servers=self._bootstrap,
+            group_id=group_id,
+            client_id=client_id,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            **self._consumer_options,
+        )
+        listener = _Listener(client, on_assigned, on_revoked)
+        client.subscribe(list(topics), listener=listener)
+        consumer = KafkaConsumer(client, listener, self._timeout_s)
+        try:
+            async with asyncio.timeout(self._timeout_s):
+                await client.start()
+        except (KafkaError, TimeoutError) as exc:
+            await _bounded(client.stop(), self._timeout_s, "consumer stop")
+            raise BusError(f"consumer for {list(topics)} could not start: {exc!r}") from exc
+        self._open.append(consumer)
+        return consumer
+
+    async def close(self) -> None:
+        for client in self._open:
+            await client.stop()
+        self._open.clear()
+
+
+class KafkaProducer:
+    """Idempotent producer (``acks=all``); recreated after any failed send."""
+
+    def __init__(self, bootstrap: str, client_id: str, timeout_s: float) -> None:
+        self._bootstrap = bootstrap
+        self._client_id = client_id
+        self._timeout_s = timeout_s
+        self._client: AIOKafkaProducer | None = None
+        self._stopped = False
+
+    async def start(self) -> None:
+        client = AIOKafkaProducer(
+            bootstrap_servers=self._bootstrap,
+            client_id=self._client_id,
+            enable_idempotence=True,
+            acks="all",
+            request_timeout_ms=int(self._timeout_s * 1000),
+        )
+        try:
+            async with asyncio.timeout(self._timeout_s):
+                await client.start()
+        except (KafkaError, TimeoutError) as exc:
+            await _bounded(client.stop(), self._timeout_s, "producer stop")
+            raise BusError(f"producer could not start: {exc!r}") from exc
+        self._client = client
+
+    async def send(self, messages: Sequence[OutMessage]) -> None:
+        if self._stopped:
+            raise BusError("producer is stopped")
+        if self._client is None:
+            await self.start()
+        client = self._client
+        assert client is not None
+        try:
+            async with asyncio.timeout(self._timeout_s):
+                # Queue everything first so the batch travels in few requests, then wait for
+                # every acknowledgement.
+                futures = [await client.send(m.topic, m.value, key=m.key) for m in messages]
+                await asyncio.gather(*futures)
+        except (KafkaError, TimeoutError) as exc:
+            log.warning("bus.producer_send_failed", error=repr(exc), client_id=self._client_id)
+            self._client = None
+            await _bounded(client.stop(), self._timeout_s, "producer stop")
+            raise BusError(f"send of {len(messages)} messages failed: {exc!r}") from exc
+
+    async def stop(self) -> None:
+        self._stopped = True
+        if self._client is not None:
+            client, self._client = self._client, None
+            await _bounded(client.stop(), self._timeout_s, "producer stop")
+
+
+class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(
+        self,
+        client: AIOKafkaConsumer,
+        on_assigned: OnAssigned | None,
+        on_revoked: OnRevoked | None,
+    ) -> None:
+        self._client = client
+        self._on_assigned = on_assigned
+        self._on_revoked = on_revoked
+        self.error: BaseException | None = None
+
+    async def on_partitions_revoked(self, revoked: set[KafkaTP]) -> None:
+        if self._on_revoked is None or not revoked:
+            return
+        try:
+            await self._on_revoked({_ours(tp) for tp in revoked})
+        except Exception as exc:  # noqa: BLE001 - aiokafka would swallow it; getmany re-raises
+            self.error = exc
+
+    async def on_partitions_assigned(self, assigned: set[KafkaTP]) -> None:
+        if self._on_assigned is None or not assigned:
+            return
+        try:
+            offsets = await self._on_assigned({_ours(tp) for tp in assigned})
+            for tp, offset in offsets.items():
+                if _theirs(tp) in assigned:
+                    self._client.seek(_theirs(tp), offset)
+        except Exception as exc:  # noqa: BLE001 - aiokafka would swallow it; getmany re-raises
+            self.error = exc
+
+
+class KafkaConsumer:
+    def __init__(self, client: AIOKafkaConsumer, listener: _Listener, timeout_s: float) -> None:
+        self._client = client
+        self._listener = listener
+        self._timeout_s = timeout_s
+        self._stopped = False
+
+    def _raise_listener_error(self) -> None:
+        error, self._listener.error = self._listener.error, None
+        if error is not None:
+            raise error
+
+    async def getmany(self, timeout_s: float = 1.0, max_records: int = 500) -> list[Record]:
+        if self._stopped:
+            raise BusError("consumer is stopped")
+        self._raise_listener_error()
+        try:
+            async with asyncio.timeout(timeout_s + self._timeout_s):
+                batches = await self._client.getmany(
+                    timeout_ms=int(timeout_s * 1000), max_records=max_records
+                )
+        except (KafkaError, TimeoutError) as exc:
+            raise BusError(f"getmany failed: {exc!r}") from exc
+        self._raise_listener_error()
+        return [
+            Record(r.topic, r.partition, r.offset, r.key, r.value or b"", r.timestamp)
+            for records in batches.values()
+            for r in records
+        ]
+
+    async def commit(self, offsets: Mapping[TopicPartition, int] | None = None) -> None:
+        try:
+            async with asyncio.timeout(self._timeout_s):
+                if offsets is None:
+                    await self._client.commit()
+                else:
+                    await self._client.commit({_theirs(tp): o for tp, o in offsets.items()})
+        except (KafkaError, TimeoutError) as exc:
+            raise BusError(f"commit failed: {exc!r}") from exc
+
+    def assignment(self) -> set[TopicPartition]:
+        return {_ours(tp) for tp in self._client.assignment()}
+
+    async def seek(self, tp: TopicPartition, offset: int) -> None:
+        try:
+            self._client.seek(_theirs(tp), offset)
+        except (KafkaError, ValueError, AssertionError) as exc:
+            raise BusError(f"seek {tp} to {offset} failed: {exc!r}") from exc
+
+    async def lag(self) -> int:
+        tps = list(self._client.assignment())
+        if not tps:
+            return 0
+        try:
+            async with asyncio.timeout(self._timeout_s):
+                ends = await self._client.end_offsets(tps)
+                positions = [await self._client.position(tp) for tp in tps]
+        except (KafkaError, TimeoutError) as exc:
+            raise BusError(f"lag failed: {exc!r}") from exc
+        return sum(max(0, ends[tp] - pos) for tp, pos in zip(tps, positions, strict=True))
+
+    async def stop(self) -> None:
+        if self._stopped:
+            return
+        self._stopped = True
+        await _bounded(self._client.stop(), self._timeout_s, "consumer stop")
+
+
+async def _bounded(awaitable: Awaitable[object], timeout_s: float, what: str) -> None:
+    """Await a shutdown step, giving up after ``timeout_s``: shutdown must not hang."""
+    try:
+        async with asyncio.timeout(timeout_s):
+            await awaitable
+    except (KafkaError, TimeoutError) as exc:
+        log.warning("bus.shutdown_step_failed", step=what, error=repr(exc))
