@@ -35,7 +35,8 @@ def report(kind: str, **extra: Any) -> dict[str, Any]:
 def run(topic: str, value: dict[str, Any] | bytes, topology: Topology,
         dedup: DedupWindow | None = None) -> Signal | DeadLetter | Duplicate:
     raw = value if isinstance(value, bytes) else orjson.dumps(value)
-    return process(raw, topic, b"K1", 3, 42, NOW, topology, DedupWindow(100) if dedup is None else dedup)
+    window = DedupWindow(100) if dedup is None else dedup
+    return process(raw, topic, b"K1", 3, 42, NOW, topology, window)
 
 
 def signal_of(topic: str, value: dict[str, Any], topology: Topology) -> Signal:
