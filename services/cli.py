@@ -13,6 +13,8 @@ import typer
 
 # Modules that add commands; each defines ``register(app: typer.Typer) -> None``.
 COMMAND_MODULES: tuple[str, ...] = (
+    "schemas.cli",
+    "services.common.entrypoints.cli",
 )
 
 
