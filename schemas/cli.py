@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
@@ -12,12 +13,13 @@ def register(app: typer.Typer) -> None:
 
     @schemas_app.command("export")
     def export(
-        check: bool = typer.Option(
-            False, "--check", help="Only verify that the committed files are up to date."
-        ),
-        out: Path | None = typer.Option(
-            None, "--out", help="Directory to write into (default: the schemas package)."
-        ),
+        check: Annotated[
+            bool, typer.Option("--check", help="Only verify that the committed files are current.")
+        ] = False,
+        out: Annotated[
+            Path | None,
+            typer.Option("--out", help="Directory to write into (default: the schemas package)."),
+        ] = None,
     ) -> None:
         """Generate schemas/json/<topic>.json and schemas/asyncapi.yaml from the models."""
         from schemas.export import SCHEMAS_DIR, stale_files, write_all
