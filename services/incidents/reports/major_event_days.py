@@ -80,14 +80,20 @@ def _years_before(day: date, years: int) -> date:
         return day.replace(year=day.year - years, day=28)
 
 
-def med_threshold(history: SaidiHistory, before: date) -> MedThreshold:
-    """T_MED from the daily SAIDI of up to five years before the day ``before``."""
+def med_threshold(
+    history: SaidiHistory,
+    before: date,
+    *,
+    years: int = HISTORY_YEARS,
+    beta_multiplier: float = BETA_MULTIPLIER,
+) -> MedThreshold:
+    """T_MED from the daily SAIDI of up to ``years`` years before the day ``before``."""
     first = history.first_day
     if first is None and history.daily_saidi:
         first = min(history.daily_saidi)
     if first is None:
         return MedThreshold(None, None, None, 0, 0, None)
-    start = max(first, _years_before(before, HISTORY_YEARS))
+    start = max(first, _years_before(before, years))
     days = max(0, (before - start).days)
     values = [history.daily_saidi.get(start + timedelta(days=i), 0.0) for i in range(days)]
     logs = np.log(np.asarray([v for v in values if v > 0], dtype=float))
@@ -95,7 +101,7 @@ def med_threshold(history: SaidiHistory, before: date) -> MedThreshold:
         return MedThreshold(None, None, None, days, int(logs.size), start if days else None)
     alpha = float(np.mean(logs))
     beta = float(np.std(logs, ddof=1))
-    threshold = math.exp(alpha + BETA_MULTIPLIER * beta)
+    threshold = math.exp(alpha + beta_multiplier * beta)
     return MedThreshold(threshold, alpha, beta, days, int(logs.size), start)
 
 

@@ -155,6 +155,8 @@ def reliability_report(
     cemi_n: int = 3,
     tz: tzinfo = DEFAULT_TIMEZONE,
     rs1_targets: Mapping[str, float] = DEFAULT_RS1_TARGETS,
+    med_beta_multiplier: float = 2.5,
+    med_history_years: int = 5,
 ) -> dict[str, Any]:
     """The reliability report of DESIGN section 11 as a JSON-ready dict.
 
@@ -165,7 +167,12 @@ def reliability_report(
     served_total = len(customers)
     in_period = [r for r in interruptions if period.contains(r.start)]
     daily = daily_saidi(in_period, served_total, tz, period.end)
-    threshold = med_threshold(history or SaidiHistory(), local_day(period.start, tz))
+    threshold = med_threshold(
+        history or SaidiHistory(),
+        local_day(period.start, tz),
+        years=med_history_years,
+        beta_multiplier=med_beta_multiplier,
+    )
     meds = major_event_days(daily, threshold)
     med_set = frozenset(meds)
     med_iso = [d.isoformat() for d in meds]

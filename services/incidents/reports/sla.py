@@ -47,6 +47,11 @@ class SlaTargets:
     planned_notice_min: float
     temporary_notice_min: float
     restore_overall_min: Mapping[str, float] = field(default_factory=dict)
+    acknowledge_by_area: Mapping[str, float] = field(default_factory=dict)
+
+    def acknowledge(self, area: str) -> float:
+        """The acknowledge target of an area (the common one unless the area has its own)."""
+        return self.acknowledge_by_area.get(area, self.acknowledge_min)
 
     def overall(self, area: str) -> float:
         """Detection → restored commitment: explicit, or on-site plus after-arrival."""
@@ -138,7 +143,7 @@ def _score(
     out = {
         "acknowledge": _deadline_check(
             tallies["acknowledge"], rec.incident_id, rec.detected_at, rec.acknowledged_at,
-            targets.acknowledge_min, as_of,
+            targets.acknowledge(rec.area), as_of,
         )
     }
     if rec.kind != "outage":
