@@ -123,7 +123,8 @@ class TestCalibration:
         fitted = result.weights.vector()
         for got, want in zip(fitted, true.vector(), strict=True):
             assert got == pytest.approx(want, abs=0.1 * want + 0.3)
-        assert result.r2_before is not None and result.r2_after is not None
+        assert result.r2_before is not None
+        assert result.r2_after is not None
         assert result.r2_after > result.r2_before
         assert result.samples == 6000
         assert result.weights.class_weights == DEFAULT.class_weights

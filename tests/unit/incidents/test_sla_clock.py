@@ -152,7 +152,8 @@ class TestExactlyOnceEmission:
         acked = IncidentTimes(detected_at=T0, acknowledged_at=T0 + 4 * M + timedelta(seconds=30))
         store.upsert(deadline_rows("I1", acked, URBAN))
         row = store.rows[("I1", "acknowledge")]
-        assert row.completed and row.at_risk_emitted
+        assert row.completed
+        assert row.at_risk_emitted
         store.run_due(T0 + 10 * M)
         assert ("I1", "acknowledge", "sla_breached") not in store.outbox
 
