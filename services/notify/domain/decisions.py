@@ -247,6 +247,8 @@ def _etr_jobs(
         if last is None and not state.told(customer, family, "etr_set"):
             specs.append(_spec(info, customer, "etr_set", 0, due, payload))
         elif last is None or abs(info.etr - last) >= policy.etr_change_threshold:
+            if last is not None:
+                payload["previous_etr"] = last.isoformat()
             specs.append(_spec(info, customer, "etr_changed", event.seq, due, payload))
     return specs
 
