@@ -1,0 +1,15 @@
+"""Settings of the ingest service (``OUTAGEDESK_INGEST_*`` on top of the common ones)."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from services.common.settings import CommonSettings
+
+
+class IngestSettings(CommonSettings):
+    ingest_metrics_port: int = Field(default=9101, ge=0, le=65535)  # 0: no HTTP endpoint
+    ingest_metrics_host: str = "127.0.0.1"
+    ingest_dedup_window: int = Field(default=200_000, ge=1)
+    ingest_group_id: str = "ingest"
+    ingest_poll_timeout_s: float = Field(default=1.0, ge=0)
