@@ -171,6 +171,12 @@ def next_deadline(times: IncidentTimes, targets: SlaTargets, now: datetime) -> d
     return min(upcoming, default=None)
 
 
+def restore_breach_minutes(interruption_min: float, targets: SlaTargets) -> float:
+    """Minutes a customer's interruption ran past the restore-overall commitment (impact's
+    ``breach``; 0 when within it)."""
+    return max(0.0, interruption_min - targets.restore_overall.total_seconds() / 60.0)
+
+
 def deadline_rows(incident_id: str, times: IncidentTimes, targets: SlaTargets) -> list[DeadlineRow]:
     """Fresh durable rows for an incident's started targets (flags unset; see :func:`refresh`)."""
     rows: list[DeadlineRow] = []

@@ -15,6 +15,7 @@ from services.incidents.domain.sla_clock import (
     next_deadline,
     next_wakeup,
     refresh,
+    restore_breach_minutes,
     sla_summary,
 )
 
@@ -162,3 +163,11 @@ class TestExactlyOnceEmission:
         (event, *_) = due_events(rows, T0 + 5 * M)
         with pytest.raises(ValueError, match="does not belong"):
             mark_emitted(rows[1], event)
+
+
+class TestRestoreBreach:
+    def test_minutes_past_the_area_commitment(self) -> None:
+        rural = SlaTargets(restore_overall=timedelta(hours=5, minutes=30))
+        assert restore_breach_minutes(330, rural) == 0.0
+        assert restore_breach_minutes(400, rural) == 70.0
+        assert restore_breach_minutes(240, URBAN) == 15.0
