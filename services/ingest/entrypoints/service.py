@@ -124,6 +124,11 @@ class IngestService:
             await self._producer.stop()
         await self.topology.stop()
 
+    async def caught_up(self) -> bool:
+        """True once partitions are assigned and nothing in them is left to read."""
+        consumer = self._batch_consumer.consumer
+        return bool(consumer.assignment()) and await consumer.lag() == 0
+
     async def ready(self) -> bool:
         return await self.readiness.ready()
 
