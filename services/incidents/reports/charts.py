@@ -15,7 +15,7 @@ LEFT, RIGHT, TOP, BOTTOM = 56, 16, 28, 56
 
 
 def _fmt(value: float) -> str:
-    return f"{value:.3g}" if abs(value) < 1000 else f"{value:,.0f}"
+    return f"{value:.4g}" if abs(value) < 1000 else f"{value:,.0f}"
 
 
 def _open(name: str, title: str, height: int = HEIGHT) -> list[str]:
