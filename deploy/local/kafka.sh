@@ -6,6 +6,8 @@
 #   kafka.sh restart   stop, then start
 #   kafka.sh env       print the connection settings
 # Idempotent: starting a running broker or stopping a stopped one is harmless.
+# A second broker (e.g. for chaos tests) needs its own OUTAGEDESK_LOCAL_DIR and
+# OUTAGEDESK_KAFKA_PORT / OUTAGEDESK_KAFKA_CONTROLLER_PORT.
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -18,8 +20,8 @@ TOOLS_LOG4J="$STATE_DIR/log4j2-tools.properties"
 LOG="$STATE_DIR/broker.log"
 PIDFILE="$STATE_DIR/broker.pid"
 HOST=127.0.0.1
-PORT=9092
-CONTROLLER_PORT=9093
+PORT="${OUTAGEDESK_KAFKA_PORT:-9092}"
+CONTROLLER_PORT="${OUTAGEDESK_KAFKA_CONTROLLER_PORT:-9093}"
 READY_TIMEOUT_S="${OUTAGEDESK_KAFKA_READY_TIMEOUT_S:-90}"
 PYTHON="${PYTHON:-python3}"
 

@@ -145,6 +145,7 @@ class KafkaProducer:
         self._client_id = client_id
         self._timeout_s = timeout_s
         self._client: AIOKafkaProducer | None = None
+        self._retiring: set[asyncio.Task[None]] = set()
         self._stopped = False
 
     async def start(self) -> None:
@@ -179,7 +180,11 @@ class KafkaProducer:
         except (KafkaError, TimeoutError) as exc:
             log.warning("bus.producer_send_failed", error=repr(exc), client_id=self._client_id)
             self._client = None
-            await _bounded(client.stop(), self._timeout_s, "producer stop")
+            # Stop the wedged client in the background so the caller learns of the failure
+            # within its timeout; stopping a client whose broker is gone can take as long.
+            task = asyncio.create_task(_bounded(client.stop(), self._timeout_s, "producer stop"))
+            self._retiring.add(task)
+            task.add_done_callback(self._retiring.discard)
             raise BusError(f"send of {len(messages)} messages failed: {exc!r}") from exc
 
     async def stop(self) -> None:
@@ -187,6 +192,8 @@ class KafkaProducer:
         if self._client is not None:
             client, self._client = self._client, None
             await _bounded(client.stop(), self._timeout_s, "producer stop")
+        if self._retiring:
+            await asyncio.gather(*self._retiring)
 
 
 class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]

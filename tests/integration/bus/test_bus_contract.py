@@ -9,6 +9,8 @@ import asyncio
 import uuid
 from collections.abc import Mapping
 
+import pytest
+
 from services.common.bus.base import Bus, Consumer, OutMessage, Record, TopicPartition
 from services.common.bus.memory import partition_for_key
 
@@ -207,6 +209,23 @@ class TestAssignment:
         assert assigned == [{tp0, tp1}]
         assert sorted(r.offset for r in got if r.partition == 0) == [7, 8, 9]
         assert sorted(r.offset for r in got if r.partition == 1) == list(range(10))
+
+    async def test_an_error_in_on_assigned_surfaces_from_getmany(self, bus: Bus) -> None:
+        topic = unique("assign-error")
+        await bus.create_topics([topic], partitions=1)
+
+        async def broken(tps: set[TopicPartition]) -> Mapping[TopicPartition, int]:
+            raise RuntimeError("database down")
+
+        consumer = await bus.consumer([topic], group_id=unique("g"), on_assigned=broken)
+
+        async def poll_forever() -> None:
+            async with asyncio.timeout(DEADLINE_S):
+                while True:
+                    await consumer.getmany(timeout_s=0.2)
+
+        with pytest.raises(RuntimeError, match="database down"):
+            await poll_forever()
 
 
 class TestLag:
