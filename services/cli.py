@@ -15,6 +15,8 @@ import typer
 COMMAND_MODULES: tuple[str, ...] = (
     "schemas.cli",
     "services.common.entrypoints.cli",
+    "services.common.entrypoints.serve_cli",
+    "services.ingest.entrypoints.cli",
 )
 
 
