@@ -14,6 +14,7 @@ import typer
 # Modules that add commands; each defines ``register(app: typer.Typer) -> None``.
 COMMAND_MODULES: tuple[str, ...] = (
     "schemas.cli",
+    "services.common.topology.cli",
     "services.common.entrypoints.cli",
     "services.common.entrypoints.serve_cli",
     "services.ingest.entrypoints.cli",
