@@ -400,30 +400,40 @@ class Correlator:
 
     def _open_at(self, point: Point, t: datetime, reason: str, scada: bool = False) -> Incident:
         s, net = self.s, self.net
-        scope = list(net.customers_below(point))
+        holder, customers, incidents = s.holder, s.customers, s.incidents
         absorbed: dict[str, Incident] = {}
+        passed: set[str] = set()  # holders that are no longer open (restored, nested window)
+        rows: list[tuple[str, str | None, CustomerState | None]] = []
         first = t
-        for c in scope:
-            held = s.incidents.get(s.holder.get(c, ""))
-            if held is not None and lifecycle.is_open(held):
-                absorbed[held.id] = held
-            st = s.customers.get(c)
-            if st is not None and st.status == "OFF" and _fresh(st) and st.since < first:  # type: ignore[operator]
-                first = st.since  # type: ignore[assignment]
+        for c in self._unheld_scope(point, absorbed):
+            hid = holder.get(c)
+            if hid is not None and hid not in absorbed and hid not in passed:
+                held = incidents.get(hid)
+                if held is not None and lifecycle.is_open(held):
+                    absorbed[hid] = held
+                else:
+                    passed.add(hid)
+            st = customers.get(c)
+            rows.append((c, hid, st))
+            if st is not None and st.status == "OFF":
+                since = st.since
+                assert since is not None
+                if since < first and (st.last_end is None or since > st.last_end):
+                    first = since
         detected = min([first, *(a.detected_at for a in absorbed.values())])
         interruptions: list[Interruption] = []
-        for c in scope:
-            if s.holder.get(c) in absorbed:
+        for c, hid, st in rows:
+            if hid in absorbed:
                 continue
-            st = self._state(c)
-            if st.status == "OFF" and _fresh(st):
+            if st is not None and st.status == "OFF" and _fresh(st):
                 assert st.since is not None
                 interruptions.append(Interruption(c, st.since, st.source or "meter"))
-            else:
-                interruptions.append(Interruption(c, detected, "inferred"))
-                if st.status == "ON":  # presumed out now: ON evidence must come afresh
-                    self.on.unmark(c)
-                    st.status = "UNKNOWN"
+                continue
+            interruptions.append(Interruption(c, detected, "inferred"))
+            if st is not None and st.status == "ON":  # presumed out: ON evidence must be new
+                self.on.unmark(c)
+                st.status = "UNKNOWN"
+                self.dirty.customers.add(c)
         kind, pid = point
         inc = lifecycle.open_incident(
             self._new_id(net.feeder_of(point), detected, pid), "outage", net.feeder_of(point),
@@ -437,28 +447,54 @@ class Correlator:
         for old in absorbed.values():
             confirmed = confirmed or old.status != "detected"
             self._absorb(old, inc, t, self.actor, "absorbed by upstream outage")
-        for c in scope:
-            s.dwell_due.pop(c, None)
+        if s.dwell_due:
+            for c in inc.interruptions:
+                s.dwell_due.pop(c, None)
         if confirmed:
             lifecycle.confirm(inc, t, self.actor, reason)
         else:
             s.confirm_due[inc.id] = detected + timedelta(seconds=self.rules.confirm_sustained_s)
         return inc
 
+    def _unheld_scope(self, point: Point, absorbed: dict[str, Incident]) -> Iterable[str]:
+        """Customers below ``point``, skipping whole subtrees held by open incidents.
+
+        Those incidents go into ``absorbed`` without a per-customer scan: in a storm the
+        outage climbs transformer → fuse → recloser → breaker, and rescanning every customer
+        at every step would dominate the cost.
+        """
+        kind, pid = point
+        if kind != "device":
+            yield from self.net.customers_below(point)
+            return
+        topo, by_point, incidents = self.net.topology, self.by_point, self.s.incidents
+        stack = [pid]
+        while stack:
+            d = stack.pop()
+            for child in topo.device_children[d]:
+                iid = by_point.get(("device", child))
+                if iid is None:
+                    stack.append(child)
+                else:
+                    absorbed[iid] = incidents[iid]
+            for tx in topo.transformers_by_device[d]:
+                iid = by_point.get(("transformer", tx))
+                if iid is None:
+                    yield from topo.customers_by_transformer[tx]
+                else:
+                    absorbed[iid] = incidents[iid]
+
     def _hold(self, inc: Incident, point: Point) -> None:
         self.s.incidents[inc.id] = inc
         self.by_point[point] = inc.id
-        holder = self.s.holder
-        for c in inc.interruptions:
-            holder[c] = inc.id
+        self.s.holder.update(dict.fromkeys(inc.interruptions, inc.id))
         self._touch(inc)
 
     def _absorb(self, old: Incident, into: Incident, at: datetime, actor: str, why: str) -> None:
         added = lifecycle.merge(old, into, at, actor, why)
         self.by_point.pop(point_of(old), None)
         self.s.confirm_due.pop(old.id, None)
-        for c in added:
-            self.s.holder[c] = into.id
+        self.s.holder.update(dict.fromkeys(added, into.id))
         self._touch(old)
         self._forget_if_done(old)
 

@@ -143,8 +143,9 @@ def open_incident(
         detected_at=detected_at, device_id=device_id, transformer_id=transformer_id,
         customer_id=customer_id, parent_incident_id=parent_incident_id,
     )  # fmt: skip
-    for interruption in interruptions:
-        incident.add_interruption(interruption)
+    incident.interruptions = {i.customer_id: i for i in interruptions}
+    incident.customers_affected = set(incident.interruptions)
+    incident.out_count = sum(1 for i in incident.interruptions.values() if i.end is None)
     incident.record(OPENED_EVENT[kind], detected_at, actor, reason, added=incident.interruptions)
     return incident
 
@@ -260,17 +261,20 @@ def merge(incident: Incident, into: Incident, at: datetime, actor: str, reason: 
     check(incident, "merged")
     if into.id == incident.id or into.status not in OPEN_STATUSES:
         raise InvalidTransition(incident.status, "merged", allowed_transitions(incident))
-    added: list[str] = []
-    for customer_id in list(incident.interruptions):
-        moved = incident.remove_interruption(customer_id)
-        assert moved is not None
-        kept = into.interruptions.get(customer_id)
-        if kept is None:
-            into.add_interruption(moved)
-            added.append(customer_id)
-        elif moved.start < kept.start:
+    moving, kept = incident.interruptions, into.interruptions
+    both = moving.keys() & kept.keys()
+    for customer_id in both:
+        if moving[customer_id].start < kept[customer_id].start:
             # the survivor keeps the customer's original, earlier start
-            kept.start, kept.start_source = moved.start, moved.start_source
+            kept[customer_id].start = moving[customer_id].start
+            kept[customer_id].start_source = moving[customer_id].start_source
+    # bulk move (C-level dict/set operations): a storm absorbs thousands of customers
+    added = [c for c in moving if c not in both]
+    still_out = incident.out_count - sum(1 for c in both if moving[c].end is None)
+    kept.update({c: moving[c] for c in added})
+    into.customers_affected.update(added)
+    into.out_count += still_out
+    incident.interruptions, incident.out_count = {}, 0
     into.detected_at = min(into.detected_at, incident.detected_at)
     incident.merged_into = into.id
     transition(incident, "merged", at, actor, f"{reason} (into {into.id})")
