@@ -28,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.common.backoff import RETRYABLE_ERRORS, Backoff
 from services.common.bus.base import Bus, Consumer, Record, TopicPartition
+from services.common.bus.watchdog import ProgressWatchdog
 from services.common.db import UnitOfWork
 from services.common.metrics import CommonMetrics
 from services.common.offsets import OffsetStore
@@ -63,6 +64,7 @@ class BatchConsumer:
         on_assigned: PartitionsHook | None = None,
         on_revoked: PartitionsHook | None = None,
         metrics: CommonMetrics | None = None,
+        watchdog: ProgressWatchdog | None = None,
         client_id: str = "outagedesk",
     ) -> None:
         if storage is OffsetStorage.DATABASE and schema is None:
@@ -79,6 +81,7 @@ class BatchConsumer:
         self._user_assigned = on_assigned
         self._user_revoked = on_revoked
         self._metrics = metrics
+        self._watchdog = watchdog
         self._client_id = client_id
         self._consumer: Consumer | None = None
         self._stored: dict[TopicPartition, int | None] = {}  # DB value, None = no row yet
@@ -86,7 +89,6 @@ class BatchConsumer:
         self._uncommitted: dict[TopicPartition, int] = {}  # broker commit still owed
         self._lock = asyncio.Lock()  # a revocation waits for the batch in flight
         self.ready = False
-        self.last_progress = time.monotonic()  # for a stall watchdog
 
     @property
     def consumer(self) -> Consumer:
@@ -110,6 +112,8 @@ class BatchConsumer:
 
     async def restart(self) -> None:
         """Replace the bus consumer (watchdog remedy for a stalled client)."""
+        if self._uncommitted and self._consumer is not None:
+            await self._commit_broker_best_effort()
         await self.stop()
         self._stored.clear()
         self._pending_seek.clear()
@@ -184,7 +188,6 @@ class BatchConsumer:
         records = await self.consumer.getmany(
             timeout_s=self._poll_timeout_s, max_records=max_records or self._batch_size
         )
-        self.last_progress = time.monotonic()
         if not records:
             return 0
         try:
@@ -263,11 +266,10 @@ class BatchConsumer:
     async def run_forever(self, stop: asyncio.Event, backoff: Backoff | None = None) -> None:
         """Run batches until ``stop`` is set; wait out database and broker outages."""
         backoff = backoff or Backoff()
-        # TODO(watchdog): services/common/bus/watchdog.py is not in the tree yet; a watchdog
-        # can watch ``last_progress`` and ``consumer.lag()`` and call ``restart()``.
         while not stop.is_set():
             try:
-                await self.run_once()
+                processed = await self.run_once()
+                await self._watch(processed)
             except RETRYABLE_ERRORS as exc:
                 self.ready = False
                 if self._metrics is not None:
@@ -284,3 +286,21 @@ class BatchConsumer:
                 continue
             self.ready = True
             backoff.reset()
+
+    async def _watch(self, processed: int) -> None:
+        """Recreate the bus consumer when it returns nothing while records wait."""
+        if self._watchdog is None:
+            return
+        # Lag is a broker round trip: ask only after an empty poll, the stall symptom.
+        lag = await self.consumer.lag() if processed == 0 else 0
+        if processed == 0 and self._metrics is not None:
+            self._metrics.consumer_lag.labels(self.group_id).set(lag)
+        if self._watchdog.observe(processed, lag):
+            log.warning(
+                "consumer made no progress while lagging; restarting it",
+                group=self.group_id,
+                lag=lag,
+                stalled_s=round(self._watchdog.stalled_for(), 1),
+            )
+            await self.restart()
+            self._watchdog.restarted()

@@ -1,7 +1,9 @@
 """Prometheus metrics shared by every service, on an explicit registry.
 
 One :class:`CommonMetrics` per process (the demo runs every service in one process, so the
-series carry a ``group`` / ``service`` label rather than per-service metric names).
+series carry a ``group`` / ``schema`` label rather than per-service metric names). Serving
+processes pass ``prometheus_client.REGISTRY`` so that counters defined on the default
+registry (the bus watchdog's restarts) appear on ``/metrics`` too; tests use a fresh one.
 """
 
 from __future__ import annotations
@@ -27,7 +29,6 @@ class CommonMetrics:
     batch_latency: Histogram  # labels: group
     consumer_lag: Gauge  # labels: group
     consumer_errors: Counter  # labels: group, error
-    watchdog_restarts: Counter  # labels: component
     outbox_published: Counter  # labels: schema
 
     @classmethod
@@ -58,12 +59,6 @@ class CommonMetrics:
                 "outagedesk_consumer_errors",
                 "Failed consumer batches, by exception type",
                 ["group", "error"],
-                registry=reg,
-            ),
-            watchdog_restarts=Counter(
-                "outagedesk_watchdog_restarts",
-                "Consumers or producers restarted by the stall watchdog",
-                ["component"],
                 registry=reg,
             ),
             outbox_published=Counter(

@@ -50,6 +50,7 @@ from services.common.backoff import RETRYABLE_ERRORS, Backoff
 from services.common.bus.base import OutMessage, Producer
 from services.common.clock import Clock, WallClock
 from services.common.db import UnitOfWork
+from services.common.metrics import CommonMetrics
 from services.common.orm import metadata_for
 
 log = structlog.get_logger(__name__)
@@ -126,10 +127,13 @@ class OutboxRelay:
         batch_size: int = 500,
         clock: Clock | None = None,
         idle_interval_s: float = 0.2,
+        metrics: CommonMetrics | None = None,
     ) -> None:
         self._sessions = sessions
         self._producer = producer
         self._table = outbox_table(schema)
+        self._schema = schema
+        self._metrics = metrics
         self._batch_size = batch_size
         self._clock = clock or WallClock()
         self._idle_interval_s = idle_interval_s
@@ -163,6 +167,8 @@ class OutboxRelay:
                 .values(published_at=self._clock.now())
             )
             await uow.commit()
+        if self._metrics is not None:
+            self._metrics.outbox_published.labels(self._schema).inc(len(rows))
         return len(rows)
 
     async def _claim(self, session: AsyncSession) -> list[Any]:

@@ -5,15 +5,18 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
+from prometheus_client import CollectorRegistry, Counter
 from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
 
-from services.common.bus.base import OutMessage, Record, TopicPartition
+from services.common.bus.base import Consumer, OutMessage, Record, TopicPartition
 from services.common.bus.memory import MemoryBus
+from services.common.bus.watchdog import ProgressWatchdog
 from services.common.consumer_loop import BatchConsumer, OffsetStorage
 from services.common.db import UnitOfWork, create_engine, session_factory
 from services.common.migrate import migrate
@@ -226,3 +229,83 @@ class TestKilledConsumerProcess:
         applied = asyncio.run(_applied(common_pg_url))
         assert len(applied) == n
         assert set(applied) == {f"v{i}" for i in range(n)}
+
+
+class _StalledConsumer:
+    """A bus consumer wedged like aiokafka after a broker restart: polls return nothing
+    although its partitions hold records."""
+
+    def __init__(self, inner: Consumer) -> None:
+        self._inner = inner
+
+    async def getmany(self, timeout_s: float = 1.0, max_records: int = 500) -> list[Record]:
+        await self._inner.getmany(timeout_s=0, max_records=0)  # join the group, read nothing
+        await asyncio.sleep(timeout_s)
+        return []
+
+    async def commit(self, offsets: Mapping[TopicPartition, int] | None = None) -> None:
+        await self._inner.commit(offsets)
+
+    def assignment(self) -> set[TopicPartition]:
+        return self._inner.assignment()
+
+    async def seek(self, tp: TopicPartition, offset: int) -> None:
+        await self._inner.seek(tp, offset)
+
+    async def lag(self) -> int:
+        return await self._inner.lag()
+
+    async def stop(self) -> None:
+        await self._inner.stop()
+
+
+class _FirstConsumerStalls(MemoryBus):
+    created = 0
+
+    async def consumer(  # type: ignore[override]
+        self, topics: Sequence[str], **kwargs: Any
+    ) -> Consumer:
+        inner = await super().consumer(topics, **kwargs)
+        self.created += 1
+        return _StalledConsumer(inner) if self.created == 1 else inner
+
+
+class TestWatchdog:
+    async def test_a_stalled_consumer_is_restarted_and_resumes(self, sqlite_url: str) -> None:
+        await _prepare(sqlite_url)
+        bus = _FirstConsumerStalls()
+        await _fill(bus, 20)
+        engine = create_engine(sqlite_url)
+        restarts = Counter("restarts", "test", ["client"], registry=CollectorRegistry())
+
+        async def apply(uow: UnitOfWork, records: Sequence[Record]) -> None:
+            await uow.session.execute(
+                text("insert into incidents.applied_records values (:v, :t, 0, 0)"),
+                [{"v": r.value.decode(), "t": r.topic} for r in records],
+            )
+
+        consumer = BatchConsumer(
+            bus,
+            [TOPIC],
+            group_id="g",
+            sessions=session_factory(engine),
+            apply=apply,
+            schema="incidents",
+            poll_timeout_s=0.01,
+            watchdog=ProgressWatchdog("consumer:g", stall_after_s=0.2, restarts=restarts),
+        )
+        stop = asyncio.Event()
+        try:
+            await consumer.start()
+            task = asyncio.create_task(consumer.run_forever(stop))
+            async with asyncio.timeout(10):
+                while len(await _applied(sqlite_url)) < 20:  # noqa: ASYNC110 - polls the DB
+                    await asyncio.sleep(0.02)
+            stop.set()
+            await task
+            assert bus.created == 2
+            assert restarts.labels(client="consumer:g")._value.get() == 1
+        finally:
+            await consumer.stop()
+            await engine.dispose()
+            await bus.close()

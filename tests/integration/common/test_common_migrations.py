@@ -1,11 +1,13 @@
 from __future__ import annotations
 
+from alembic.script import ScriptDirectory
 from sqlalchemy import inspect
 from sqlalchemy.engine import Connection
 
 from services.common.db import create_engine
 from services.common.migrate import (
     SCRIPT_LOCATIONS,
+    alembic_config,
     current_revisions,
     downgrade,
     migrate,
@@ -29,12 +31,15 @@ async def _state(url: str) -> tuple[dict[str, str | None], dict[str, set[str]]]:
         await engine.dispose()
 
 
+def _heads() -> dict[str, str | None]:
+    return {s: ScriptDirectory.from_config(alembic_config(s)).get_current_head() for s in SCHEMAS}
+
+
 class TestMigrations:
     async def test_upgrade_creates_tables_and_downgrade_removes_them(self, db_url: str) -> None:
         await migrate(db_url)
         revisions, tables = await _state(db_url)
-        assert revisions["incidents"] == "incidents_0001"
-        assert revisions["notify"] == "notify_0001"
+        assert revisions == _heads()
         assert {"consumer_offsets", "outbox"} <= tables["incidents"]
         assert {"consumer_offsets", "outbox"} <= tables["notify"]
 
@@ -46,7 +51,7 @@ class TestMigrations:
 
         await migrate(db_url)  # and up again from base
         revisions, _ = await _state(db_url)
-        assert revisions["incidents"] == "incidents_0001"
+        assert revisions == _heads()
 
     async def test_upgrade_twice_is_a_no_op(self, db_url: str) -> None:
         await migrate(db_url)
