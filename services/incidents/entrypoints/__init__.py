@@ -1,0 +1,1 @@
+"""Entrypoints of the incidents service: consumer, API server, CLI commands."""
