@@ -35,10 +35,10 @@ def build_topology() -> Topology:
         Device("F01-FU3", "F01", "F01-BKR", "fuse"),
     ]
     transformers = [Transformer(t, PARENT[t], 220, 1) for t in SIZES]
-    customers = [
-        Customer(c, "M" + c[1:], t, "residential") for t in SIZES for c in customers_of(t)
-    ]
-    return Topology.build([Feeder("F01", "Yunhe 1", "S1", "urban")], devices, transformers, customers)
+    customers = [Customer(c, "M" + c[1:], t, "residential") for t in SIZES for c in customers_of(t)]
+    return Topology.build(
+        [Feeder("F01", "Yunhe 1", "S1", "urban")], devices, transformers, customers
+    )
 
 
 def customers_of(*transformers: str) -> list[str]:
