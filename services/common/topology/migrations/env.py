@@ -9,5 +9,6 @@ schema on PostgreSQL and SQLite. No alembic.ini is needed (see services/common/m
 """
 
 from services.common.migration_env import run_env
+from services.common.topology.orm import metadata
 
-run_env("topology", target_metadata=None)
+run_env("topology", target_metadata=metadata)
