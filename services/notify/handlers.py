@@ -1,0 +1,146 @@
+"""Apply a batch of ``incidents.lifecycle.v1`` records: decide, store jobs, remember events.
+
+Runs inside the consumer's unit of work (:class:`BatchConsumer` with
+``OffsetStorage.DATABASE``), so the jobs, the decision state, the processed event ids and
+the consumed offsets commit together or not at all (DESIGN section 4). A redelivered event
+is skipped by its ``event_id``; a job whose idempotency key exists is not inserted twice.
+An unreadable event is dead-lettered through the notify outbox (same transaction).
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+import structlog
+
+from schemas.topics import DEAD_LETTER
+from services.common.bus.base import Record
+from services.common.clock import Clock
+from services.common.db import UnitOfWork
+from services.common.outbox import add_to_outbox
+from services.common.topology.model import Topology
+from services.notify.domain.decisions import NotifyPolicy, decide
+from services.notify.domain.model import EventFormatError, JobSpec, LifecycleEvent
+from services.notify.indexed_state import IndexedNotifyState
+from services.notify.repository import Baseline, StateRepository
+
+log = structlog.get_logger(__name__)
+
+SCHEMA = "notify"
+SERVICE = "notify"
+
+
+@dataclass(slots=True)
+class LifecycleContext:
+    """What the handler needs besides the unit of work."""
+
+    policy: NotifyPolicy
+    clock: Clock
+    topology: Callable[[], Topology]
+
+
+@dataclass(slots=True)
+class BatchResult:
+    events: int = 0
+    skipped: int = 0
+    jobs: list[JobSpec] = field(default_factory=list)
+    dead_letters: int = 0
+
+
+async def apply_lifecycle(
+    uow: UnitOfWork, records: Sequence[Record], ctx: LifecycleContext
+) -> BatchResult:
+    """Decide and store the jobs of a batch of lifecycle records (caller commits)."""
+    repo = StateRepository(uow.session)
+    result = BatchResult()
+    parsed: list[LifecycleEvent] = []
+    for record in records:
+        try:
+            parsed.append(LifecycleEvent.from_dict(orjson.loads(record.value)))
+        except (orjson.JSONDecodeError, EventFormatError) as exc:
+            code = "invalid_json" if isinstance(exc, orjson.JSONDecodeError) else "schema"
+            await _dead_letter(uow, record, code, str(exc), ctx)
+            result.dead_letters += 1
+    done = await repo.processed([e.event_id for e in parsed])
+    state = IndexedNotifyState()
+    base = Baseline()
+    fresh: list[str] = []
+    for event in parsed:
+        if event.event_id in done:
+            result.skipped += 1
+            continue
+        done.add(event.event_id)  # a batch may hold the same event twice
+        await repo.load_family(state, base, _seeds(event))
+        result.jobs.extend(decide(event, state, ctx.policy))
+        fresh.append(event.event_id)
+        result.events += 1
+    now = ctx.clock.now()
+    await repo.save(state, base)
+    await repo.insert_jobs(result.jobs, now)
+    topology = ctx.topology()
+    critical = [
+        s
+        for s in result.jobs
+        if s.stage == "outage_detected"
+        and (c := topology.customers.get(s.customer_id)) is not None
+        and c.critical
+    ]
+    await repo.add_escalations(critical)
+    await repo.mark_processed(fresh, now)
+    if result.jobs or result.skipped:
+        log.info(
+            "lifecycle batch applied",
+            events=result.events,
+            skipped=result.skipped,
+            jobs=len(result.jobs),
+            escalations=len(critical),
+        )
+    return result
+
+
+def _seeds(event: LifecycleEvent) -> list[str]:
+    """Incidents whose state the event needs: itself, and what it links to."""
+    snap = event.incident
+    seeds = [event.incident_id]
+    for name in ("parent_incident_id", "merged_into"):
+        value = snap.get(name)
+        if isinstance(value, str):
+            seeds.append(value)
+    seeds.extend(e.moved_from for e in event.customers_added if e.moved_from)
+    return seeds
+
+
+async def _dead_letter(
+    uow: UnitOfWork, record: Record, code: str, message: str, ctx: LifecycleContext
+) -> None:
+    try:
+        value, encoding = record.value.decode("utf-8"), None
+    except UnicodeDecodeError:
+        value, encoding = base64.b64encode(record.value).decode(), "base64"
+    letter: dict[str, Any] = {
+        "service": SERVICE,
+        "topic": record.topic,
+        "partition": record.partition,
+        "offset": record.offset,
+        "key": record.key.decode("utf-8", "replace") if record.key is not None else None,
+        "value": value,
+        "error": {"code": code, "message": message[:500], "path": None},
+        "failed_at": ctx.clock.now().isoformat(),
+    }
+    if encoding:
+        letter["encoding"] = encoding
+    log.warning("lifecycle event dead-lettered", code=code, offset=record.offset)
+    await add_to_outbox(
+        uow.session,
+        DEAD_LETTER,
+        letter["key"],
+        orjson.dumps(letter),
+        f"dlq:{record.topic}:{record.partition}",
+        record.offset,
+        schema=SCHEMA,
+        created_at=ctx.clock.now(),
+    )

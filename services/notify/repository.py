@@ -1,0 +1,302 @@
+"""Queries behind the lifecycle handler: the decision state of incident families, new jobs,
+processed event ids and escalations. Queries behind the sender are in
+``services.notify.queue_repository``.
+
+A family (incidents linked by nesting, merge or moved customers) is loaded on demand, at
+most :data:`FAMILY_LIMIT` incidents, into an :class:`IndexedNotifyState`; :class:`Baseline`
+remembers what was loaded so :meth:`StateRepository.save` writes only what changed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import insert, or_, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.notify import orm
+from services.notify.domain.job_state import Job, JobStatus
+from services.notify.domain.model import IncidentInfo, Interruption, JobSpec
+from services.notify.indexed_state import IndexedNotifyState
+
+FAMILY_LIMIT = 64  # a storm can chain merges; past this, older links are not followed
+CHUNK = 5000  # ids per IN list
+
+
+def to_db(value: datetime | None) -> datetime | None:
+    """UTC before storing: SQLite keeps the wall time only, so all rows must share a zone."""
+    return None if value is None else value.astimezone(UTC)
+
+
+def from_db(value: datetime | None) -> datetime | None:
+    """Aware UTC when reading (SQLite hands back naive values)."""
+    if value is None:
+        return None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+
+
+def upsert(session: AsyncSession, table: Any) -> Any:
+    """The dialect's INSERT with ``on_conflict_do_*``."""
+    dialect = session.get_bind().dialect.name
+    return (pg_insert if dialect == "postgresql" else sqlite_insert)(table)
+
+
+def chunks(items: Sequence[Any], size: int = CHUNK) -> Iterable[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def job_from_row(row: Any) -> Job:
+    """A domain :class:`Job` from a ``jobs`` row."""
+    m = row._mapping
+    due = from_db(m["due_at"])
+    assert due is not None
+    spec = JobSpec(
+        m["incident_id"], m["customer_id"], m["stage"], int(m["revision"]), due,
+        dict(m["payload"] or {}),
+    )  # fmt: skip
+    return Job(
+        spec=spec,
+        status=JobStatus(m["status"]),
+        due_at=from_db(m["next_attempt_at"]),
+        attempts=int(m["attempts"]),
+        last_error=m["last_error"],
+        provider_id=m["provider_id"],
+        channel=m["channel"],
+    )
+
+
+def _incident_values(info: IncidentInfo) -> dict[str, Any]:
+    return {
+        "id": info.id, "kind": info.kind, "status": info.status,
+        "detected_at": to_db(info.detected_at), "etr": to_db(info.etr),
+        "parent_incident_id": info.parent_incident_id, "merged_into": info.merged_into,
+        "area": info.area, "cause": info.cause, "planned_start": to_db(info.planned_start),
+        "planned_end": to_db(info.planned_end), "last_seq": info.last_seq,
+    }  # fmt: skip
+
+
+def _interruption_values(i: Interruption) -> dict[str, Any]:
+    return {
+        "incident_id": i.incident_id, "customer_id": i.customer_id,
+        "started_at": to_db(i.started_at), "restored_at": to_db(i.restored_at),
+        "restore_verified": i.restore_verified, "moved_from": i.moved_from,
+        "moved_to": i.moved_to, "reported": i.reported,
+    }  # fmt: skip
+
+
+def _interruption_sig(i: Interruption) -> tuple[Any, ...]:
+    return (i.started_at, i.restored_at, i.restore_verified, i.moved_from, i.moved_to, i.reported)
+
+
+def _incident_sig(info: IncidentInfo) -> tuple[Any, ...]:
+    return tuple(_incident_values(info).values())
+
+
+@dataclass(slots=True)
+class Baseline:
+    """What was loaded (and last saved), to write back only the differences."""
+
+    loaded: set[str] = field(default_factory=set)
+    incidents: dict[str, tuple[Any, ...]] = field(default_factory=dict)
+    interruptions: dict[tuple[str, str], tuple[Any, ...]] = field(default_factory=dict)
+    planned: set[tuple[str, str]] = field(default_factory=set)
+
+
+class StateRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    # -- processed events ----------------------------------------------------------------
+    async def processed(self, event_ids: Sequence[str]) -> set[str]:
+        """The ids among ``event_ids`` already applied."""
+        t = orm.processed_events
+        found: set[str] = set()
+        for part in chunks(list(event_ids)):
+            rows = await self.session.execute(select(t.c.event_id).where(t.c.event_id.in_(part)))
+            found.update(r.event_id for r in rows)
+        return found
+
+    async def mark_processed(self, event_ids: Sequence[str], at: datetime) -> None:
+        if event_ids:
+            rows = [{"event_id": e, "processed_at": to_db(at)} for e in event_ids]
+            await self.session.execute(insert(orm.processed_events), rows)
+
+    # -- the decision state --------------------------------------------------------------
+    async def load_family(
+        self,
+        state: IndexedNotifyState,
+        base: Baseline,
+        seeds: Iterable[str],
+        customers: Sequence[str] | None = None,
+    ) -> None:
+        """Load into ``state`` the incidents linked to ``seeds`` that are not loaded yet.
+
+        With ``customers`` (the sender re-checking a few due jobs) only those customers'
+        interruptions and jobs are loaded, and only their moves link incidents.
+        """
+        frontier = {s for s in seeds if s} - base.loaded
+        budget = FAMILY_LIMIT
+        while frontier and budget > 0:
+            ids = sorted(frontier)[:budget]
+            budget -= len(ids)
+            base.loaded.update(ids)
+            links = await self._load_incidents(state, base, ids)
+            links |= await self._load_interruptions(state, base, ids, customers)
+            if customers is None:
+                await self._load_planned(state, base, ids)
+            await self._load_jobs(state, ids, customers)
+            frontier = links - base.loaded
+
+    async def _load_incidents(
+        self, state: IndexedNotifyState, base: Baseline, ids: Sequence[str]
+    ) -> set[str]:
+        t = orm.incidents
+        links: set[str] = set()
+        rows = await self.session.execute(
+            select(t).where(
+                or_(t.c.id.in_(ids), t.c.parent_incident_id.in_(ids), t.c.merged_into.in_(ids))
+            )
+        )
+        for r in rows:
+            links.update(x for x in (r.id, r.parent_incident_id, r.merged_into) if x)
+            if r.id not in ids:
+                continue
+            info = IncidentInfo(
+                id=r.id, kind=r.kind, status=r.status, detected_at=from_db(r.detected_at),
+                etr=from_db(r.etr), parent_incident_id=r.parent_incident_id,
+                merged_into=r.merged_into, area=r.area, cause=r.cause,
+                planned_start=from_db(r.planned_start), planned_end=from_db(r.planned_end),
+                last_seq=int(r.last_seq),
+            )  # fmt: skip
+            state.incidents[info.id] = info
+            base.incidents[info.id] = _incident_sig(info)
+        return links
+
+    async def _load_interruptions(
+        self,
+        state: IndexedNotifyState,
+        base: Baseline,
+        ids: Sequence[str],
+        customers: Sequence[str] | None,
+    ) -> set[str]:
+        t = orm.interruptions
+        links: set[str] = set()
+        query = select(t).where(t.c.incident_id.in_(ids))
+        if customers is not None:
+            query = query.where(t.c.customer_id.in_(customers))
+        rows = await self.session.execute(query)
+        for r in rows:
+            started = from_db(r.started_at)
+            assert started is not None
+            i = Interruption(
+                r.incident_id, r.customer_id, started, from_db(r.restored_at),
+                r.restore_verified, r.moved_from, r.moved_to, r.reported,
+            )  # fmt: skip
+            key = (i.incident_id, i.customer_id)
+            state.interruptions[key] = i
+            base.interruptions[key] = _interruption_sig(i)
+            links.update(x for x in (i.moved_from, i.moved_to) if x)
+        return links
+
+    async def _load_planned(
+        self, state: IndexedNotifyState, base: Baseline, ids: Sequence[str]
+    ) -> None:
+        t = orm.planned_customers
+        rows = await self.session.execute(select(t).where(t.c.incident_id.in_(ids)))
+        for r in rows:
+            state.planned_customers.setdefault(r.incident_id, set()).add(r.customer_id)
+            base.planned.add((r.incident_id, r.customer_id))
+
+    async def _load_jobs(
+        self, state: IndexedNotifyState, ids: Sequence[str], customers: Sequence[str] | None
+    ) -> None:
+        t = orm.jobs
+        query = select(t).where(t.c.incident_id.in_(ids))
+        if customers is not None:
+            query = query.where(t.c.customer_id.in_(customers))
+        rows = await self.session.execute(query.order_by(t.c.id))
+        for r in rows:
+            state.put_job(job_from_row(r))
+
+    async def save(self, state: IndexedNotifyState, base: Baseline) -> None:
+        """Write the incidents, interruptions and planned customers that changed."""
+        changed = [
+            _incident_values(info)
+            for info in state.incidents.values()
+            if base.incidents.get(info.id) != _incident_sig(info)
+        ]
+        if changed:
+            stmt = upsert(self.session, orm.incidents)
+            cols = {c: stmt.excluded[c] for c in changed[0] if c != "id"}
+            await self.session.execute(
+                stmt.on_conflict_do_update(index_elements=["id"], set_=cols), changed
+            )
+        new, updated = [], []
+        for key, i in state.interruptions.items():
+            sig = base.interruptions.get(key)
+            if sig is None:
+                new.append(_interruption_values(i))
+            elif sig != _interruption_sig(i):
+                updated.append(_interruption_values(i))
+            base.interruptions[key] = _interruption_sig(i)
+        if new:
+            await self.session.execute(insert(orm.interruptions), new)
+        if updated:
+            stmt = upsert(self.session, orm.interruptions)
+            cols = {c: stmt.excluded[c] for c in updated[0] if c not in ("incident_id",
+                                                                         "customer_id")}
+            await self.session.execute(
+                stmt.on_conflict_do_update(index_elements=["incident_id", "customer_id"],
+                                           set_=cols),
+                updated,
+            )  # fmt: skip
+        planned = [
+            {"incident_id": inc, "customer_id": c}
+            for inc, customers in state.planned_customers.items()
+            for c in customers
+            if (inc, c) not in base.planned
+        ]
+        if planned:
+            await self.session.execute(insert(orm.planned_customers), planned)
+            base.planned.update((p["incident_id"], p["customer_id"]) for p in planned)
+        for info in state.incidents.values():
+            base.incidents[info.id] = _incident_sig(info)
+
+    async def insert_jobs(self, specs: Sequence[JobSpec], now: datetime) -> None:
+        """Insert new jobs; one whose idempotency key exists is skipped (ON CONFLICT)."""
+        if not specs:
+            return
+        created = to_db(now)
+        rows = [
+            {
+                "incident_id": s.incident_id, "customer_id": s.customer_id, "stage": s.stage,
+                "revision": s.revision, "status": JobStatus.PENDING.value,
+                "due_at": to_db(s.due_at), "next_attempt_at": to_db(s.due_at), "attempts": 0,
+                "payload": dict(s.payload), "created_at": created,
+            }
+            for s in specs
+        ]  # fmt: skip
+        stmt = upsert(self.session, orm.jobs).on_conflict_do_nothing(
+            index_elements=["incident_id", "customer_id", "stage", "revision"]
+        )
+        await self.session.execute(stmt, rows)
+
+    async def add_escalations(self, specs: Sequence[JobSpec]) -> None:
+        """One escalation per critical customer and incident, due with the outage notice."""
+        if not specs:
+            return
+        rows = [
+            {"incident_id": s.incident_id, "customer_id": s.customer_id, "at": to_db(s.due_at),
+             "status": "pending", "sent": False}
+            for s in specs
+        ]  # fmt: skip
+        stmt = upsert(self.session, orm.escalations).on_conflict_do_nothing(
+            index_elements=["incident_id", "customer_id"]
+        )
+        await self.session.execute(stmt, rows)
