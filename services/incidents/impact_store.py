@@ -1,0 +1,217 @@
+"""Satisfaction impact of incidents (DESIGN section 9), computed from stored facts.
+
+Per customer of an incident (the customers whose interruption it owns, so a nested
+outage's customers count once, in the nested incident): d = interruption minutes (open ones
+up to ``now``), breach = minutes past the area's restore-overall commitment, notified within
+target = a first message (``first_notices``) within ``first_notice`` of the later of
+detection and the customer's own start (a customer back before that deadline counts as
+notified), ETR error = |end − ETR in force at the end| (0 without an ETR), ETR slips = the
+ETR moving later before the customer's end, prior_12m = the customer's sustained
+interruptions in other incidents that started in the 365 days before detection, calls =
+reports the customer made about it (``customer_reports``).
+
+Stored in ``customer_impacts`` (with the inputs, for calibration) and the incident's
+``impact`` column; ``final`` once the incident is closed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict
+from datetime import datetime, timedelta
+from typing import Any, cast
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.common.policy import Policy
+from services.common.topology.model import Area, Topology
+from services.incidents import orm
+from services.incidents.domain import impact, policy_rules, sla_clock
+from services.incidents.domain.model import EtrChange, Incident
+from services.incidents.quality_orm import customer_impacts
+from services.incidents.report_store import calls_per_customer, first_notice_times
+from services.incidents.state_store import chunks, load_incidents, utc
+
+PRIOR_WINDOW = timedelta(days=365)
+MOMENTARY = timedelta(minutes=5)
+IMPACT_KINDS = frozenset({"outage", "planned"})
+FINAL_STATUSES = frozenset({"closed", "completed"})
+RECORD_STATUSES = frozenset({"restored", "closed", "completed"})
+
+
+async def etr_changes(session: AsyncSession, inc: Incident) -> list[EtrChange]:
+    """The incident's ETR history: stored entries plus any not yet saved."""
+    t = orm.etr_history
+    rows = await session.execute(sa.select(t).where(t.c.incident_id == inc.id).order_by(t.c.n))
+    stored = [EtrChange(utc(r.at) or r.at, utc(r.etr) or r.etr, r.actor, r.reason) for r in rows]
+    return stored + list(inc.etr_history)
+
+
+def _etr_terms(history: Sequence[EtrChange], end: datetime | None) -> tuple[float, int]:
+    """(|end − ETR in force at end| in minutes, ETR slips before end)."""
+    in_force: datetime | None = None
+    slips = 0
+    for change in sorted(history, key=lambda c: c.at):
+        if end is not None and change.at > end:
+            break
+        if in_force is not None and change.etr > in_force:
+            slips += 1
+        in_force = change.etr
+    if end is None or in_force is None:
+        return 0.0, slips
+    return abs((end - in_force).total_seconds()) / 60.0, slips
+
+
+async def prior_interruptions(
+    session: AsyncSession, inc: Incident, customers: Sequence[str]
+) -> dict[str, int]:
+    """Sustained interruptions of each customer in other incidents in the prior 365 days."""
+    t = orm.interruptions
+    out: dict[str, int] = {}
+    since = inc.detected_at - PRIOR_WINDOW
+    for part in chunks(sorted(customers)):
+        rows = await session.execute(
+            sa.select(t.c.customer_id, t.c.start, t.c.end).where(
+                t.c.customer_id.in_(part),
+                t.c.incident_id != inc.id,
+                ~t.c.momentary,
+                t.c.start >= since,
+                t.c.start < inc.detected_at,
+            )  # fmt: skip
+        )
+        for customer_id, start, end in rows:
+            s, e = utc(start), utc(end)
+            if s is not None and e is not None and e - s <= MOMENTARY:
+                continue
+            out[customer_id] = out.get(customer_id, 0) + 1
+    return out
+
+
+async def impact_inputs(
+    session: AsyncSession, inc: Incident, topology: Topology, policy: Policy, now: datetime
+) -> list[impact.CustomerImpactInput]:
+    """The formula inputs of every customer whose interruption the incident owns."""
+    targets = policy_rules.sla_targets(policy, cast(Area, inc.area))
+    intrs = {c: i for c, i in inc.interruptions.items() if c in topology.customers}
+    notices = await first_notice_times(session, inc.id)
+    history = await etr_changes(session, inc)
+    prior = await prior_interruptions(session, inc, list(intrs))
+    calls = await calls_per_customer(
+        session, inc.id, {c: (i.start, i.end) for c, i in intrs.items()}
+    )
+    out: list[impact.CustomerImpactInput] = []
+    for c, intr in sorted(intrs.items()):
+        cust = topology.customers[c]
+        minutes = intr.minutes(now)
+        notice_due = max(inc.detected_at, intr.start) + targets.first_notice
+        sent = notices.get(c)
+        in_time = (sent is not None and sent <= notice_due) or (
+            intr.end is not None and intr.end <= notice_due
+        )
+        etr_error, slips = _etr_terms(history, intr.end)
+        out.append(
+            impact.CustomerImpactInput(
+                customer_id=c,
+                customer_class=cust.class_,
+                critical=cust.critical,
+                interruption_min=minutes,
+                breach_min=sla_clock.restore_breach_minutes(minutes, targets),
+                notified_in_time=in_time,
+                etr_error_min=etr_error,
+                etr_slips=slips,
+                prior_12m=prior.get(c, 0),
+                calls=calls.get(c, 0),
+            )  # fmt: skip
+        )
+    return out
+
+
+def summarise(
+    impacts: Sequence[impact.CustomerImpact], final: bool, now: datetime
+) -> dict[str, Any]:
+    """The incident's ``impact`` JSON: total, mean, customers, customer-minutes, shares."""
+    agg = impact.incident_impact(impacts)
+    return {
+        "total": agg.total, "mean": agg.mean, "customers": agg.customers,
+        "customer_minutes": agg.customer_minutes, "component_shares": agg.component_shares,
+        "final": final, "computed_at": now.isoformat(),
+    }  # fmt: skip
+
+
+async def compute(
+    session: AsyncSession, inc: Incident, topology: Topology, policy: Policy, now: datetime
+) -> tuple[list[impact.CustomerImpactInput], list[impact.CustomerImpact]]:
+    """Inputs and impacts of the incident's customers at ``now``."""
+    weights = policy_rules.impact_weights(policy)
+    inputs = await impact_inputs(session, inc, topology, policy, now)
+    return inputs, [impact.customer_impact(i, weights) for i in inputs]
+
+
+async def record_impact(
+    session: AsyncSession, inc: Incident, topology: Topology, policy: Policy, now: datetime
+) -> dict[str, Any]:
+    """Compute and store the incident's impact (rows per customer and the ``impact``
+    column); ``final`` when the incident is closed."""
+    final = inc.status in FINAL_STATUSES
+    inputs, impacts = await compute(session, inc, topology, policy, now)
+    rows = [
+        {
+            "incident_id": inc.id,
+            "customer_id": ci.customer_id,
+            "impact": ci.impact,
+            "components": ci.components,
+            "inputs": asdict(inp),
+            "interruption_min": ci.interruption_min,
+            "final": final,
+            "computed_at": now,
+        }  # fmt: skip
+        for inp, ci in zip(inputs, impacts, strict=True)
+    ]
+    t = customer_impacts
+    await session.execute(sa.delete(t).where(t.c.incident_id == inc.id))
+    for start in range(0, len(rows), 1000):
+        await session.execute(sa.insert(t), rows[start : start + 1000])
+    summary = summarise(impacts, final, now)
+    await session.execute(
+        sa.update(orm.incidents).where(orm.incidents.c.id == inc.id).values(impact=summary)
+    )
+    return summary
+
+
+async def live_impact(
+    session: AsyncSession,
+    incident_id: str,
+    now: datetime,
+    *,
+    topology: Topology,
+    policy: Policy,
+) -> dict[str, Any] | None:
+    """The incident's impact at ``now`` with per-customer components, without storing it
+    (for the detail view); None for an unknown incident."""
+    incs, _ = await load_incidents(session, orm.incidents.c.id == incident_id)
+    inc = incs.get(incident_id)
+    if inc is None:
+        return None
+    _, impacts = await compute(session, inc, topology, policy, now)
+    out = summarise(impacts, inc.status in FINAL_STATUSES, now)
+    out["top_customers"] = [
+        {"customer_id": i.customer_id, "impact": i.impact, "components": i.components}
+        for i in sorted(impacts, key=lambda i: -i.impact)[:20]
+    ]
+    return out
+
+
+class ImpactRecorder:
+    """``incident_changed_hooks`` entry: record impact on restoration and at close."""
+
+    def __init__(self, topology: Any, policy: Policy) -> None:
+        self._topology = topology  # a callable returning the current topology
+        self.policy = policy
+
+    async def __call__(self, uow: Any, incidents: Sequence[Incident], ctx: Any) -> None:
+        for inc in incidents:
+            if inc.kind in IMPACT_KINDS and inc.status in RECORD_STATUSES:
+                await record_impact(
+                    uow.session, inc, self._topology(), self.policy, ctx.clock.now()
+                )

@@ -1,0 +1,57 @@
+"""Save incidents changed by the voltage, SLA and impact code, with their lifecycle events.
+
+Incidents the correlator holds (open or restored outages) go through ``handlers.finish``
+(saved by the feeder cache, feeders bumped, changed-hooks run, events to the outbox).
+Incidents it does not hold — voltage incidents, closed outages — have no cached metadata
+there, so they are saved here with the metadata they were loaded with (or a fresh one for a
+new incident): the changed-hooks run first, then the row and timeline are written and the
+events queued in the outbox, all in the caller's transaction. Both paths give each event
+the aggregate's next gapless ``seq``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+import orjson
+
+from services.common.db import UnitOfWork
+from services.common.outbox import add_to_outbox
+from services.incidents.domain.model import Incident
+from services.incidents.state_store import IncidentMeta, save_incident
+
+if TYPE_CHECKING:
+    from services.incidents.handlers import HandlerContext
+
+SCHEMA = "incidents"
+
+
+async def save_changed(
+    uow: UnitOfWork,
+    ctx: HandlerContext,
+    incidents: Sequence[Incident],
+    metas: Mapping[str, IncidentMeta],
+    now: datetime,
+) -> None:
+    """Save ``incidents`` (their feeders already acquired) and queue their events."""
+    from services.incidents.handlers import finish
+
+    held = [i for i in incidents if ctx.cache.incident(i.id) is i]
+    loose = [i for i in incidents if ctx.cache.incident(i.id) is not i]
+    if held:
+        events = [e for inc in held for e in inc.drain_events()]
+        await finish(uow, ctx, events, now, extra=held)
+    if not loose:
+        return
+    for hook in ctx.incident_changed_hooks:
+        await hook(uow, loose, ctx)
+    for inc in loose:
+        events = inc.drain_events()
+        await save_incident(uow.session, inc, metas.get(inc.id) or IncidentMeta(), now)
+        for e in events:
+            await add_to_outbox(
+                uow.session, ctx.topics.lifecycle, e.incident_id, orjson.dumps(e.to_message()),
+                e.incident_id, e.seq, schema=SCHEMA, created_at=now,
+            )  # fmt: skip

@@ -1,0 +1,101 @@
+"""Plug voltage monitoring, the SLA clock, satisfaction impact and first notices into the
+incidents service's :class:`~services.incidents.handlers.HandlerContext`.
+
+``install(ctx, policy, tz)`` registers the hooks (one line in the service's wiring);
+:func:`apply_deliveries` is the unit-of-work handler for ``notify.deliveries.v1`` (its own
+consumer group, offsets stored in ``incidents.consumer_offsets`` with the effects).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+from zoneinfo import ZoneInfo
+
+import structlog
+from pydantic import ValidationError
+
+from schemas.topics import TOPICS
+from services.common.bus.base import Record
+from services.common.db import UnitOfWork
+from services.common.policy import Policy
+from services.incidents import orm
+from services.incidents.impact_store import ImpactRecorder
+from services.incidents.incident_writer import save_changed
+from services.incidents.quality_signals import QualitySignals
+from services.incidents.report_store import record_first_notice
+from services.incidents.sla_scheduler import SlaRefresh, SlaScheduler
+from services.incidents.state_store import load_incidents
+from services.incidents.voltage_watch import VoltageWatch
+
+if TYPE_CHECKING:
+    from services.incidents.handlers import HandlerContext
+
+log = structlog.get_logger(__name__)
+
+DELIVERIES_GROUP = "incidents-deliveries"
+# A survey invitation is not a notice about the interruption.
+NOT_A_NOTICE = frozenset({"survey"})
+
+
+@dataclass(slots=True)
+class QualityHooks:
+    """The installed hooks (their counters are handy in tests and metrics)."""
+
+    watch: VoltageWatch
+    signals: QualitySignals
+    sla_refresh: SlaRefresh
+    sla_scheduler: SlaScheduler
+    impact: ImpactRecorder
+
+
+def install(
+    ctx: HandlerContext, policy: Policy, tz: ZoneInfo | str = "Asia/Shanghai"
+) -> QualityHooks:
+    """Register the voltage/report signal handler, the SLA refresh and impact recorder (on
+    incident changes) and the SLA scheduler (a timer hook) on ``ctx``."""
+    zone = ZoneInfo(tz) if isinstance(tz, str) else tz
+    watch = VoltageWatch(lambda: ctx.cache.topology, policy)
+    hooks = QualityHooks(
+        watch=watch,
+        signals=QualitySignals(watch, zone),
+        sla_refresh=SlaRefresh(policy),
+        sla_scheduler=SlaScheduler(policy),
+        impact=ImpactRecorder(lambda: ctx.cache.topology, policy),
+    )
+    ctx.extra_signal_handlers.append(hooks.signals)
+    # impact first: it reads nothing the SLA refresh writes, and both see the same state
+    ctx.incident_changed_hooks.append(hooks.impact)
+    ctx.incident_changed_hooks.append(hooks.sla_refresh)
+    ctx.timer_hooks.append(hooks.sla_scheduler)
+    return hooks
+
+
+async def apply_deliveries(uow: UnitOfWork, records: Sequence[Record], ctx: HandlerContext) -> int:
+    """Record first notices from ``notify.deliveries.v1``; refresh the SLA of incidents whose
+    first notice moved earlier. Returns the number of first notices recorded."""
+    session = uow.session
+    adapter = TOPICS["notify.deliveries.v1"].adapter
+    changed: set[str] = set()
+    for r in records:
+        try:
+            d = adapter.validate_json(r.value)
+        except ValidationError:
+            log.warning("unreadable delivery skipped", topic=r.topic, offset=r.offset)
+            continue
+        if d.status != "sent" or d.stage in NOT_A_NOTICE:
+            continue
+        if await record_first_notice(
+            session, d.incident_id, d.customer_id, d.occurred_at, d.stage, d.channel
+        ):
+            changed.add(d.incident_id)
+    if not changed:
+        return 0
+    async with ctx.cache.lock:
+        ctx.cache.begin()
+        loaded, metas = await load_incidents(session, orm.incidents.c.id.in_(sorted(changed)))
+        await ctx.cache.acquire(session, {i.feeder_id for i in loaded.values()})
+        incidents = [ctx.cache.incident(i) or inc for i, inc in sorted(loaded.items())]
+        await save_changed(uow, ctx, incidents, metas, ctx.clock.now())
+    return len(changed)

@@ -1,0 +1,117 @@
+"""The SLA clock's durable deadlines (DESIGN section 7): rows of ``sla_deadlines``.
+
+Every query on that table lives here. The rules are in
+:mod:`services.incidents.domain.sla_clock`; :mod:`services.incidents.sla_scheduler` wires
+them to incidents.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.incidents.domain.sla_clock import DeadlineRow, Target, TargetState
+from services.incidents.quality_orm import sla_deadlines
+from services.incidents.state_store import upsert, utc
+
+_FLAGS = ("at_risk_emitted", "breached_emitted")
+
+
+def _row(r: Any) -> DeadlineRow:
+    return DeadlineRow(
+        incident_id=r.incident_id, target=r.target, at_risk_at=utc(r.at_risk_at) or r.at_risk_at,
+        due_at=utc(r.due_at) or r.due_at, at_risk_emitted=r.at_risk_emitted,
+        breached_emitted=r.breached_emitted, completed=r.completed,
+    )  # fmt: skip
+
+
+async def load_rows(session: AsyncSession, incident_id: str) -> dict[Target, DeadlineRow]:
+    """The stored deadlines of one incident, by target."""
+    t = sla_deadlines
+    rows = await session.execute(sa.select(t).where(t.c.incident_id == incident_id))
+    return {r.target: _row(r) for r in rows}
+
+
+async def save_rows(
+    session: AsyncSession,
+    area: str,
+    rows: Sequence[DeadlineRow],
+    states: dict[Target, TargetState],
+) -> None:
+    """Upsert deadline rows with their evaluated state (status ``dropped`` when a target
+    no longer applies)."""
+    if not rows:
+        return
+    values = []
+    for row in rows:
+        st = states.get(row.target)
+        values.append(
+            {
+                "incident_id": row.incident_id,
+                "target": row.target,
+                "area": area,
+                "started_at": st.started_at if st else row.at_risk_at,
+                "at_risk_at": row.at_risk_at,
+                "due_at": row.due_at,
+                "completed_at": st.completed_at if st else None,
+                "status": st.status if st else "dropped",
+                "at_risk_emitted": row.at_risk_emitted,
+                "breached_emitted": row.breached_emitted,
+                "completed": row.completed,
+            }  # fmt: skip
+        )
+    stmt = upsert(session, sla_deadlines)
+    keep = ("incident_id", "target")
+    await session.execute(
+        stmt.on_conflict_do_update(
+            index_elements=list(keep),
+            set_={k: stmt.excluded[k] for k in values[0] if k not in keep},
+        ),
+        values,
+    )
+
+
+async def due_rows(session: AsyncSession, now: datetime) -> list[DeadlineRow]:
+    """Rows owing an event at ``now`` (locked, skipping rows another process holds)."""
+    t = sla_deadlines
+    stmt = (
+        sa.select(t)
+        .where(~t.c.completed)
+        .where(
+            sa.or_(
+                sa.and_(~t.c.at_risk_emitted, t.c.at_risk_at <= now),
+                sa.and_(~t.c.breached_emitted, t.c.due_at <= now),
+            )
+        )
+        .order_by(t.c.incident_id, t.c.target)
+    )
+    if session.get_bind().dialect.name == "postgresql":
+        stmt = stmt.with_for_update(skip_locked=True)
+    return [_row(r) for r in await session.execute(stmt)]
+
+
+async def set_flags(session: AsyncSession, row: DeadlineRow) -> None:
+    """Store a row's emitted flags (with the lifecycle event, in one transaction)."""
+    t = sla_deadlines
+    await session.execute(
+        sa.update(t)
+        .where(t.c.incident_id == row.incident_id, t.c.target == row.target)
+        .values(at_risk_emitted=row.at_risk_emitted, breached_emitted=row.breached_emitted)
+    )
+
+
+async def next_pending(session: AsyncSession) -> datetime | None:
+    """The earliest instant at which some row will owe an event."""
+    t = sla_deadlines
+    at_risk = await session.scalar(
+        sa.select(sa.func.min(t.c.at_risk_at)).where(~t.c.completed, ~t.c.at_risk_emitted)
+    )
+    due = await session.scalar(
+        sa.select(sa.func.min(t.c.due_at)).where(~t.c.completed, ~t.c.breached_emitted)
+    )
+    found = [v for v in (utc(at_risk), utc(due)) if v is not None]
+    return min(found, default=None)
