@@ -18,6 +18,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "services.common.topology.cli",
     "services.common.entrypoints.cli",
     "services.common.entrypoints.serve_cli",
+    "services.common.entrypoints.topics_cli",
     "services.ingest.entrypoints.cli",
 )
 
