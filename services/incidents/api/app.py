@@ -37,6 +37,7 @@ from services.incidents.api.routers import (
 from services.incidents.api.settings import ApiSettings
 from services.incidents.domain.lifecycle import InvalidTransition
 from services.incidents.errors import IncidentsError
+from services.incidents.handlers import HandlerContext
 
 TAGS: list[dict[str, Any]] = [
     {"name": "incidents", "description": "Outage, voltage and planned incidents and their actions"},
@@ -80,13 +81,15 @@ def create_app(
     bus: Bus | None,
     clock: Clock,
     *,
+    handlers: HandlerContext | None = None,
     policy: Policy | None = None,
     readiness: Readiness | None = None,
     registry: CollectorRegistry | None = None,
     verifier: TokenVerifier | None = None,
     sse_poll_s: float = 0.5,
 ) -> FastAPI:
-    """The API app. ``readiness`` / ``registry`` let a serving process share its checks and
+    """The API app. ``handlers`` (the service's feeder cache and clock) enables incident
+    actions and planned outages; without it those answer 503. ``readiness`` / ``registry`` let a serving process share its checks and
     metrics; without them the app checks the database and keeps its own registry."""
     ctx = ApiContext(
         settings=settings,
@@ -94,6 +97,7 @@ def create_app(
         clock=clock,
         policy=policy if policy is not None else load_policy(settings.policy_file),
         bus=bus,
+        handlers=handlers,
         sse_poll_s=sse_poll_s,
     )
     if readiness is None:

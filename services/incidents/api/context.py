@@ -16,6 +16,7 @@ from services.common.db import UnitOfWork
 from services.common.policy import Policy
 from services.incidents.api.problems import ApiProblem
 from services.incidents.api.settings import ApiSettings
+from services.incidents.handlers import HandlerContext
 
 
 @dataclass(slots=True)
@@ -25,6 +26,8 @@ class ApiContext:
     clock: Clock
     policy: Policy
     bus: Bus | None = None
+    # the incidents service's handler context (feeder cache); None: read-only API
+    handlers: HandlerContext | None = None
     sse_poll_s: float = 0.5
     sse_heartbeat_s: float = 15.0
     _producer: Producer | None = None

@@ -9,18 +9,27 @@ from datetime import UTC, datetime, timedelta
 
 import asyncpg
 import httpx
+import orjson
 import pytest
+import sqlalchemy as sa
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from services.common.bus.base import Record
 from services.common.bus.memory import MemoryBus
 from services.common.clock import WallClock
-from services.common.db import create_engine, session_factory
+from services.common.db import UnitOfWork, create_engine, session_factory
 from services.common.migrate import migrate
+from services.common.topology.loader import build_topology
+from services.common.topology.repository import store_topology
+from services.incidents import orm
 from services.incidents.api.app import create_app
 from services.incidents.api.auth import create_token
 from services.incidents.api.settings import ApiSettings
+from services.incidents.feeder_cache import FeederStateCache
+from services.incidents.handlers import HandlerContext, apply_signals
+from topology_data import synthetic_topology  # type: ignore[import-not-found]
 
 DATABASE = "outagedesk_i2"
 SECRET = "test-secret-for-the-api-suite-0123456789"
@@ -81,9 +90,12 @@ async def bus() -> AsyncIterator[MemoryBus]:
 
 @pytest.fixture
 async def client(
-    settings: ApiSettings, sessions: async_sessionmaker[AsyncSession], bus: MemoryBus
+    settings: ApiSettings,
+    sessions: async_sessionmaker[AsyncSession],
+    bus: MemoryBus,
+    handlers: HandlerContext,
 ) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(settings, sessions, bus, WallClock(), sse_poll_s=0.05)
+    app = create_app(settings, sessions, bus, WallClock(), handlers=handlers, sse_poll_s=0.05)
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://api.test") as http:
         yield http
@@ -104,3 +116,39 @@ def auth() -> TokenFactory:
         return {"Authorization": f"Bearer {token}"}
 
     return headers
+
+
+@pytest.fixture
+async def handlers(sessions: async_sessionmaker[AsyncSession]) -> HandlerContext:
+    """The incidents handler context over a stored 200-customer topology (feeders F001…)."""
+    topo = build_topology(synthetic_topology(200))
+    async with sessions() as session:
+        await store_topology(session, topo)
+        await session.commit()
+    return HandlerContext(cache=FeederStateCache(topo), clock=WallClock())
+
+
+async def open_outage(
+    sessions: async_sessionmaker[AsyncSession], ctx: HandlerContext, device_id: str, n: int = 1
+) -> str:
+    """Open an outage at ``device_id`` with a SCADA open; the new incident's id."""
+    now = datetime.now(UTC)
+    signal = {
+        "signal_id": f"scada-{device_id}-{n}-{now.timestamp()}", "source": "device",
+        "kind": "device_open", "feeder_id": ctx.cache.topology.feeder_of_device(device_id),
+        "device_id": device_id, "occurred_at": (now - timedelta(minutes=3)).isoformat(),
+        "received_at": now.isoformat(), "data": {"lockout": True},
+    }  # fmt: skip
+    record = Record("grid.signals.v1", 0, n, device_id.encode(), orjson.dumps(signal), 0)
+    async with UnitOfWork(sessions) as uow:
+        await apply_signals(uow, [record], ctx)
+        await uow.commit()
+        row = (
+            await uow.session.execute(
+                sa.select(orm.incidents.c.id)
+                .where(orm.incidents.c.device_id == device_id)
+                .order_by(orm.incidents.c.detected_at.desc())
+            )
+        ).first()
+    assert row is not None, "no incident opened"
+    return str(row.id)

@@ -10,11 +10,11 @@ from pydantic import BaseModel, Field
 
 from services.common.bus.base import OutMessage
 from services.incidents import dead_letter_store as store
-from services.incidents.audit_log import record_audit
 from services.incidents.api.auth import Admin
 from services.incidents.api.context import Context, Uow
 from services.incidents.api.pagination import MAX_LIMIT, Page, encode_cursor, id_after
 from services.incidents.api.problems import ApiProblem, problem_responses
+from services.incidents.audit_log import record_audit
 
 router = APIRouter(prefix="/api/v1/dead-letters", tags=["dead letters"])
 
