@@ -20,6 +20,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "services.common.entrypoints.serve_cli",
     "services.common.entrypoints.topics_cli",
     "services.ingest.entrypoints.cli",
+    "services.incidents.entrypoints.cli",
 )
 
 

@@ -1,0 +1,245 @@
+"""The incidents service: grid.signals.v1 → incidents in PostgreSQL → incidents.lifecycle.v1.
+
+Wiring only: the rules live in ``services.incidents.domain``, the unit-of-work handlers in
+``services.incidents.handlers`` and ``actions``. Runs in-process in the demo (MemoryBus,
+``run_once`` / ``run_due`` / ``relay_once`` on a virtual clock; build the settings with
+``incidents_poll_timeout_s=0``) and as ``outagedesk serve incidents`` (``run_forever``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+
+import structlog
+from pydantic import ValidationError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from schemas.parsing import parse_topology_changed
+from schemas.topics import TOPOLOGY_CHANGED
+from services.common.backoff import RETRYABLE_ERRORS, Backoff
+from services.common.bus.base import Bus, Consumer, Producer, Record, TopicPartition
+from services.common.clock import Clock
+from services.common.consumer_loop import BatchConsumer, OffsetStorage
+from services.common.db import UnitOfWork
+from services.common.health import Readiness
+from services.common.outbox import OutboxRelay
+from services.common.policy import load_policy
+from services.common.topology.model import Topology
+from services.incidents.domain.policy_rules import correlation_rules
+from services.incidents.feeder_cache import FeederStateCache
+from services.incidents.handlers import HandlerContext, IncidentTopics, apply_signals, run_timers
+from services.incidents.settings import IncidentsSettings
+
+log = structlog.get_logger(__name__)
+
+SCHEMA = "incidents"
+
+
+class IncidentsService:
+    """Construct, ``await start()``, then ``run_once``/``run_due``/``relay_once`` or
+    ``run_forever``, then ``stop()``. ``topology=None`` loads it from the database and
+    follows ``topology.changed.v1``; a given topology is used as is."""
+
+    def __init__(
+        self,
+        settings: IncidentsSettings,
+        bus: Bus,
+        sessions: async_sessionmaker[AsyncSession],
+        clock: Clock,
+        topology: Topology | None = None,
+    ) -> None:
+        self.settings = settings
+        self._bus = bus
+        self._sessions = sessions
+        self._clock = clock
+        self._static_topology = topology
+        policy = load_policy(settings.policy_file)
+        self.rules = correlation_rules(policy)
+        prefix = settings.incidents_topic_prefix
+        self.topics = IncidentTopics.prefixed(prefix) if prefix else IncidentTopics()
+        self.cache = FeederStateCache(topology or Topology.build([], [], [], []), self.rules)
+        self.ctx = HandlerContext(self.cache, clock, self.topics)
+        self.readiness = Readiness()
+        self._consumer: BatchConsumer | None = None
+        self._producer: Producer | None = None
+        self._relay: OutboxRelay | None = None
+        self._topology_consumer: Consumer | None = None
+        self._timer_wake = asyncio.Event()
+        self.next_wake: datetime | None = None
+
+    # --- lifecycle ---------------------------------------------------------------------
+    async def start(self) -> None:
+        """Create topics, load the topology, open the producer and join the group."""
+        t = self.topics
+        await self._bus.create_topics([t.signals, t.lifecycle, t.dead_letter, TOPOLOGY_CHANGED])
+        if self._static_topology is None:
+            self._topology_consumer = await self._bus.consumer(
+                [TOPOLOGY_CHANGED],
+                group_id=f"incidents-topology-{uuid.uuid4().hex[:12]}",
+                client_id="incidents-topology",
+            )
+            await self._load_topology()
+        self._producer = await self._bus.producer(client_id="incidents")
+        self._relay = OutboxRelay(self._sessions, self._producer, schema=SCHEMA, clock=self._clock)
+        self._consumer = BatchConsumer(
+            self._bus,
+            [t.signals],
+            group_id=self.settings.incidents_group_id,
+            sessions=self._sessions,
+            apply=self._apply,
+            storage=OffsetStorage.DATABASE,
+            schema=SCHEMA,
+            batch_size=self.settings.consumer_batch_size,
+            poll_timeout_s=self.settings.incidents_poll_timeout_s,
+            on_revoked=self._on_revoked,
+            client_id="incidents",
+        )
+        await self._consumer.start()
+        self.readiness.add("consumer", self._consumer.check)
+        log.info("incidents started", group=self.settings.incidents_group_id)
+
+    async def stop(self) -> None:
+        """Leave the group without committing anything further and close the clients."""
+        if self._consumer is not None:
+            consumer, self._consumer = self._consumer, None
+            await consumer.stop()
+        if self._topology_consumer is not None:
+            tc, self._topology_consumer = self._topology_consumer, None
+            await tc.stop()
+        if self._producer is not None:
+            producer, self._producer = self._producer, None
+            await producer.stop()
+
+    # --- one step each (the demo drives these on a virtual clock) ------------------------
+    async def run_once(self, max_records: int | None = None) -> int:
+        """Refresh the topology if it changed, then consume, apply and commit one batch of
+        signals (offsets stored in the same transaction); the number of records."""
+        await self.refresh_topology()
+        n = await self._batch_consumer.run_once(max_records)
+        if n:
+            self._timer_wake.set()
+            if self._relay is not None:
+                self._relay.wake()
+        return n
+
+    async def run_due(self) -> datetime | None:
+        """Fire the timers due at ``clock.now()``; the next wake-up (None: nothing due)."""
+        async with UnitOfWork(self._sessions) as uow:
+            wake = await run_timers(uow, self._clock.now(), self.ctx)
+            await uow.commit()
+        self.next_wake = wake
+        if self._relay is not None:
+            self._relay.wake()
+        return wake
+
+    async def relay_once(self) -> int:
+        """Publish one batch of outbox rows; the number published."""
+        if self._relay is None:
+            raise RuntimeError("IncidentsService.start() was not called")
+        return await self._relay.run_once()
+
+    async def refresh_topology(self) -> bool:
+        """Reload the topology when a newer version was announced; True if reloaded."""
+        if self._topology_consumer is None:
+            return False
+        stale = False
+        for record in await self._topology_consumer.getmany(timeout_s=0, max_records=1000):
+            try:
+                stale = stale or parse_topology_changed(record.value).version > (
+                    self.cache.topology.version
+                )
+            except ValidationError:
+                stale = True
+        if stale:
+            await self._load_topology()
+        return stale
+
+    # --- forever -----------------------------------------------------------------------
+    async def run_forever(self, stop: asyncio.Event) -> None:
+        """Consumer, timer and relay loops until ``stop`` is set; outages are waited out."""
+        assert self._relay is not None
+        tasks = [
+            asyncio.create_task(self._consume_forever(stop), name="incidents-consumer"),
+            asyncio.create_task(self._timers_forever(stop), name="incidents-timers"),
+            asyncio.create_task(self._relay.run_forever(stop), name="incidents-relay"),
+        ]
+        try:
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+            for task in done:
+                task.result()  # a loop that died of a non-retryable error stops the service
+        finally:
+            stop.set()
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _consume_forever(self, stop: asyncio.Event) -> None:
+        backoff = Backoff()
+        consumer = self._batch_consumer
+        while not stop.is_set():
+            try:
+                await self.run_once()
+            except RETRYABLE_ERRORS as exc:
+                consumer.ready = False
+                delay = backoff.next_delay()
+                log.warning("incidents batch failed; retrying", error=repr(exc), retry_in_s=delay)
+                await _wait(stop, delay)
+                continue
+            consumer.ready = True
+            backoff.reset()
+
+    async def _timers_forever(self, stop: asyncio.Event) -> None:
+        backoff = Backoff()
+        poll = timedelta(seconds=self.settings.incidents_timer_poll_s)
+        while not stop.is_set():
+            try:
+                wake = await self.run_due()
+            except RETRYABLE_ERRORS as exc:
+                delay = backoff.next_delay()
+                log.warning("incidents timers failed; retrying", error=repr(exc), retry_in_s=delay)
+                await _wait(stop, delay)
+                continue
+            backoff.reset()
+            now = self._clock.now()
+            until = min(wake, now + poll) if wake is not None else now + poll
+            self._timer_wake.clear()
+            sleeper = asyncio.ensure_future(self._clock.sleep_until(until))
+            waker = asyncio.ensure_future(self._timer_wake.wait())
+            stopper = asyncio.ensure_future(stop.wait())
+            try:
+                await asyncio.wait([sleeper, waker, stopper], return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for f in (sleeper, waker, stopper):
+                    f.cancel()
+
+    # --- internals ---------------------------------------------------------------------
+    async def _apply(self, uow: UnitOfWork, records: Sequence[Record]) -> None:
+        await apply_signals(uow, records, self.ctx)
+
+    async def _on_revoked(self, tps: set[TopicPartition]) -> None:
+        async with self.cache.lock:
+            self.cache.evict_partitions({tp.partition for tp in tps})
+
+    async def _load_topology(self) -> None:
+        from services.common.topology.repository import load_topology
+
+        async with UnitOfWork(self._sessions) as uow:
+            topology = await load_topology(uow.session)
+        async with self.cache.lock:
+            self.cache.replace_topology(topology)
+        log.info("topology loaded", version=topology.version, feeders=len(topology.feeders))
+
+    @property
+    def _batch_consumer(self) -> BatchConsumer:
+        if self._consumer is None:
+            raise RuntimeError("IncidentsService.start() was not called")
+        return self._consumer
+
+
+async def _wait(stop: asyncio.Event, seconds: float) -> None:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), timeout=seconds)
