@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -27,21 +27,61 @@ class NormalisedBatch:
     dead_by_code: Counter[str] = field(default_factory=Counter)
 
 
+@dataclass(frozen=True, slots=True)
+class TopicNames:
+    """Physical topic names; DESIGN's by default. A prefix isolates a benchmark or test
+    run on a shared broker (``prefixed("bench-1.")``)."""
+
+    signals: str = SIGNALS
+    dead_letter: str = DEAD_LETTER
+    schema_of: Mapping[str, str] = field(default_factory=dict)  # physical → DESIGN input
+
+    @classmethod
+    def prefixed(cls, prefix: str, inputs: Sequence[str]) -> TopicNames:
+        return cls(
+            signals=prefix + SIGNALS,
+            dead_letter=prefix + DEAD_LETTER,
+            schema_of={prefix + t: t for t in inputs},
+        )
+
+    def physical(self, inputs: Sequence[str]) -> list[str]:
+        reverse = {v: k for k, v in self.schema_of.items()}
+        return [reverse.get(t, t) for t in inputs]
+
+
+DEFAULT_TOPICS = TopicNames()
+
+
 def normalise_batch(
-    records: Sequence[Record], now: datetime, topology: Topology, dedup: DedupWindow
+    records: Sequence[Record],
+    now: datetime,
+    topology: Topology,
+    dedup: DedupWindow,
+    topics: TopicNames = DEFAULT_TOPICS,
 ) -> NormalisedBatch:
     """Signals to ``grid.signals.v1`` keyed by feeder and dead letters to
     ``grid.dead-letter.v1`` under the original key; duplicates produce nothing. Marks new
     event ids pending in ``dedup`` (the caller commits or rolls back the window)."""
     out = NormalisedBatch()
     messages = out.messages
+    signals_topic, dead_topic, schema_of = topics.signals, topics.dead_letter, topics.schema_of
     for r in records:
-        result = process(r.value, r.topic, r.key, r.partition, r.offset, now, topology, dedup)
+        result = process(
+            r.value,
+            r.topic,
+            r.key,
+            r.partition,
+            r.offset,
+            now,
+            topology,
+            dedup,
+            schema_of.get(r.topic),
+        )
         if type(result) is Signal:
-            messages.append(OutMessage(SIGNALS, result.to_json(), result.key))
+            messages.append(OutMessage(signals_topic, result.to_json(), result.key))
             out.signals += 1
         elif type(result) is DeadLetter:
-            messages.append(OutMessage(DEAD_LETTER, result.to_json(), r.key))
+            messages.append(OutMessage(dead_topic, result.to_json(), r.key))
             out.dead_letters.append(result)
             out.dead_by_code[result.code] += 1
         else:

@@ -14,7 +14,7 @@ from services.common.bus.base import Producer, Record
 from services.common.clock import Clock
 from services.common.db import UnitOfWork
 from services.ingest.domain.dedup import DedupWindow
-from services.ingest.handlers import NormalisedBatch, normalise_batch
+from services.ingest.handlers import DEFAULT_TOPICS, NormalisedBatch, TopicNames, normalise_batch
 from services.ingest.repository import add_dead_letters
 from services.ingest.topology_cache import TopologyCache
 
@@ -57,7 +57,9 @@ class IngestPipeline:
         dedup: DedupWindow,
         clock: Clock,
         metrics: IngestMetrics | None = None,
+        topics: TopicNames = DEFAULT_TOPICS,
     ) -> None:
+        self._topics = topics
         self._producer = producer
         self._topology = topology
         self._dedup = dedup
@@ -70,7 +72,9 @@ class IngestPipeline:
     async def apply(self, uow: UnitOfWork, records: Sequence[Record]) -> None:
         """Normalise ``records``; return once every output is acknowledged and the dead
         letters are written to ``uow`` (which the caller commits)."""
-        batch = normalise_batch(records, self._clock.now(), self._topology.current, self._dedup)
+        batch = normalise_batch(
+            records, self._clock.now(), self._topology.current, self._dedup, self._topics
+        )
         try:
             if batch.messages:
                 await self._producer.send(batch.messages)

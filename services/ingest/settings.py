@@ -13,3 +13,6 @@ class IngestSettings(CommonSettings):
     ingest_dedup_window: int = Field(default=200_000, ge=1)
     ingest_group_id: str = "ingest"
     ingest_poll_timeout_s: float = Field(default=1.0, ge=0)
+    # Prefix for the raw, signal and dead-letter topics: isolates a benchmark or test run
+    # on a shared broker. Empty in production (DESIGN's names).
+    ingest_topic_prefix: str = ""

@@ -88,15 +88,17 @@ def process(
     now: datetime,
     topology: Topology,
     dedup: DedupWindow,
+    schema_topic: str | None = None,
 ) -> Outcome:
     """Normalise one message of ``topic`` received at ``now`` (timezone-aware).
 
     Never raises for any input bytes: every rejection is a :class:`DeadLetter`. A new
     event id is marked *pending* in ``dedup``; the caller commits or rolls back the window
-    with the batch.
+    with the batch. ``schema_topic`` names the DESIGN topic whose format ``topic`` carries
+    when the two differ (prefixed topics of a benchmark or an isolated test run).
     """
     try:
-        return _process(raw, topic, now, topology, dedup)
+        return _process(raw, schema_topic or topic, now, topology, dedup)
     except _Rejected as rejected:
         return DeadLetter(
             topic=topic,

@@ -15,7 +15,7 @@ import structlog
 from prometheus_client import CollectorRegistry
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from schemas.topics import DEAD_LETTER, SIGNALS, TOPOLOGY_CHANGED
+from schemas.topics import TOPOLOGY_CHANGED
 from services.common.backoff import RETRYABLE_ERRORS, Backoff
 from services.common.bus.base import Bus, Producer
 from services.common.bus.watchdog import ProgressWatchdog
@@ -26,6 +26,7 @@ from services.common.metrics import CommonMetrics
 from services.common.topology.model import Topology
 from services.ingest.domain.dedup import DedupWindow
 from services.ingest.domain.normalise import SOURCE_TOPICS
+from services.ingest.handlers import DEFAULT_TOPICS, TopicNames
 from services.ingest.pipeline import IngestMetrics, IngestPipeline
 from services.ingest.settings import IngestSettings
 from services.ingest.topology_cache import TopologyCache, TopologyLoader
@@ -62,18 +63,23 @@ class IngestService:
         self._consumer: BatchConsumer | None = None
         self.pipeline: IngestPipeline | None = None
         self._watchdog = ProgressWatchdog("ingest", STALL_AFTER_S)
+        prefix = settings.ingest_topic_prefix
+        self.topics = TopicNames.prefixed(prefix, SOURCE_TOPICS) if prefix else DEFAULT_TOPICS
 
     async def start(self) -> None:
         """Create topics, load the topology, open the producer and join the group."""
-        await self._bus.create_topics([*SOURCE_TOPICS, SIGNALS, DEAD_LETTER, TOPOLOGY_CHANGED])
+        topics = self.topics
+        inputs = topics.physical(SOURCE_TOPICS)
+        await self._bus.create_topics([*inputs, topics.signals, topics.dead_letter])
+        await self._bus.create_topics([TOPOLOGY_CHANGED])
         await self.topology.start()
         self._producer = await self._bus.producer(client_id="ingest")
         self.pipeline = IngestPipeline(
-            self._producer, self.topology, self.dedup, self._clock, self.ingest_metrics
+            self._producer, self.topology, self.dedup, self._clock, self.ingest_metrics, topics
         )
         self._consumer = BatchConsumer(
             self._bus,
-            SOURCE_TOPICS,
+            inputs,
             group_id=self.settings.ingest_group_id,
             sessions=self._sessions,
             apply=self.pipeline.apply,
