@@ -19,9 +19,9 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from schemas.signals import Signal
+from services.common.outbox import outbox_table
 from services.common.topology.model import Customer, Device, Feeder, Topology, Transformer
 from services.incidents import orm
-from services.common.outbox import outbox_table
 
 T0 = datetime(2026, 7, 14, 0, 0, tzinfo=UTC)
 SIZES = {"T11": 5, "T12": 5, "T21": 5, "T22": 5, "T31": 4, "T01": 1}
@@ -38,9 +38,7 @@ def build_topology() -> Topology:
         Device("F01-FU3", "F01", "F01-BKR", "fuse"),
     ]
     transformers = [Transformer(t, PARENT[t], 220, 1) for t in SIZES]
-    customers = [
-        Customer(c, "M" + c[1:], t, "residential") for t in SIZES for c in customers_of(t)
-    ]
+    customers = [Customer(c, "M" + c[1:], t, "residential") for t in SIZES for c in customers_of(t)]
     feeders = [Feeder("F01", "Yunhe 1", "S1", "urban")]
     return Topology.build(feeders, devices, transformers, customers)
 
@@ -104,13 +102,17 @@ async def dump(sessions: async_sessionmaker[AsyncSession]) -> dict[str, Any]:
     async with sessions() as session:
         inc = orm.incidents
         cols = [c for c in inc.c if c.name not in UNSTABLE]
-        out["incidents"] = [tuple(r) for r in await session.execute(sa.select(*cols).order_by(inc.c.id))]
+        out["incidents"] = [
+            tuple(r) for r in await session.execute(sa.select(*cols).order_by(inc.c.id))
+        ]
         for table in (
             orm.interruptions, orm.incident_customers, orm.timeline, orm.etr_history,
             orm.customer_state, orm.holders, orm.device_state, orm.correlator_timers,
         ):  # fmt: skip
             pk = list(table.primary_key.columns)
-            out[table.name] = [tuple(r) for r in await session.execute(sa.select(table).order_by(*pk))]
+            out[table.name] = [
+                tuple(r) for r in await session.execute(sa.select(table).order_by(*pk))
+            ]
         ob = outbox_table("incidents")
         rows = await session.execute(
             sa.select(ob.c.aggregate_id, ob.c.seq, ob.c.topic, ob.c.payload).order_by(
