@@ -1,0 +1,267 @@
+"""The reliability report computed with its sums in the database (the fast path).
+
+Gives the same dict as ``reports.reliability.reliability_report`` on the records of
+``report_interruptions.load_reliability_inputs`` (a test compares both), but sums per
+customer and then per group inside PostgreSQL / SQLite, so a year of three million
+customer interruptions never travels to Python. MED thresholds and days use the pure
+functions on the daily SAIDI sums.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date, timedelta, tzinfo
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.elements import ColumnElement
+
+from services.incidents.report_interruptions import (
+    I,
+    daily_system_saidi,
+    first_interruption_before,
+    measures,
+    momentary_event_rows,
+    overlapping,
+)
+from services.incidents.report_sql import (
+    Dialect,
+    customer_groups,
+    group_key_expr,
+    in_local_days,
+    local_midnight,
+)
+from services.incidents.reports.aggregation import check_group_by, ratio
+from services.incidents.reports.major_event_days import (
+    MedThreshold,
+    local_day,
+    major_event_days,
+    med_threshold,
+)
+from services.incidents.reports.records import Period, SaidiHistory
+
+_SUMS = ("ci", "cmi", "pci", "pcmi", "mom", "interrupted", "cemi")
+
+
+@dataclass(frozen=True, slots=True)
+class MedContext:
+    """System-level Major Event Day inputs shared by every group."""
+
+    served_total: int
+    daily: dict[date, float]
+    threshold: MedThreshold
+    days: list[date]
+
+
+def _years_before(day: date, years: int) -> date:
+    try:
+        return day.replace(year=day.year - years)
+    except ValueError:  # 29 February
+        return day.replace(year=day.year - years, day=28)
+
+
+async def saidi_history(
+    session: AsyncSession, period: Period, served: int, tz: tzinfo, years: int
+) -> SaidiHistory:
+    """Daily system SAIDI of up to ``years`` years before the period, summed in SQL."""
+    first = await first_interruption_before(session, period.start)
+    if first is None:
+        return SaidiHistory()
+    since = max(first, local_midnight(_years_before(local_day(period.start, tz), years), tz))
+    daily = await daily_system_saidi(session, since, period.start, period.start, served, tz)
+    return SaidiHistory(daily_saidi=daily, first_day=local_day(first, tz))
+
+
+async def med_context(
+    session: AsyncSession,
+    period: Period,
+    tz: tzinfo,
+    *,
+    years: int,
+    beta_multiplier: float,
+) -> MedContext:
+    """Customers served, the period's daily SAIDI, the MED threshold and the MEDs."""
+    cg = customer_groups()
+    served = int(await session.scalar(sa.select(sa.func.count()).select_from(cg)) or 0)
+    history = await saidi_history(session, period, served, tz, years)
+    daily = await daily_system_saidi(session, period.start, period.end, period.end, served, tz)
+    threshold = med_threshold(
+        history, local_day(period.start, tz), years=years, beta_multiplier=beta_multiplier
+    )
+    return MedContext(served, daily, threshold, major_event_days(daily, threshold))
+
+
+def _n(flag: ColumnElement[bool]) -> ColumnElement[Any]:
+    return sa.case((flag, 1), else_=0)
+
+
+def _per_customer(dialect: Dialect, period: Period, med: ColumnElement[bool]) -> sa.Subquery:
+    """Per customer: sustained counts and minutes, planned ones, momentaries (minus MEDs)."""
+    m = measures(dialect, period)
+    unplanned = sa.and_(sa.not_(I.c.planned), sa.not_(med))
+    sustained = sa.and_(m.sustained, unplanned)
+    planned = sa.and_(m.sustained, I.c.planned)
+    momentary = sa.and_(sa.not_(m.sustained), m.inside, unplanned, m.momentary)
+    return (
+        sa.select(
+            I.c.customer_id,
+            sa.func.sum(_n(sa.and_(sustained, m.inside))).label("ci"),
+            sa.func.sum(sa.case((sustained, m.clipped), else_=0.0)).label("cmi"),
+            sa.func.sum(_n(sa.and_(planned, m.inside))).label("pci"),
+            sa.func.sum(sa.case((planned, m.clipped), else_=0.0)).label("pcmi"),
+            sa.func.sum(_n(momentary)).label("mom"),
+        )
+        .where(overlapping(period))
+        .group_by(I.c.customer_id)
+        .subquery("per_customer")
+    )
+
+
+async def _group_sums(
+    session: AsyncSession, period: Period, group_by: str, cemi_n: int, med: ColumnElement[bool]
+) -> dict[str, dict[str, float]]:
+    dialect = Dialect.of(session)
+    pc = _per_customer(dialect, period, med)
+    cg = customer_groups()
+    key = group_key_expr(group_by, cg).label("key")
+    rows = await session.execute(
+        sa.select(
+            key,
+            sa.func.sum(pc.c.ci).label("ci"),
+            sa.func.sum(pc.c.cmi).label("cmi"),
+            sa.func.sum(pc.c.pci).label("pci"),
+            sa.func.sum(pc.c.pcmi).label("pcmi"),
+            sa.func.sum(pc.c.mom).label("mom"),
+            sa.func.sum(_n(pc.c.ci > 0)).label("interrupted"),
+            sa.func.sum(_n(pc.c.ci > cemi_n)).label("cemi"),
+        )
+        .select_from(pc.outerjoin(cg, cg.c.customer_id == pc.c.customer_id))
+        .group_by(key)
+    )
+    return {r.key: {name: getattr(r, name) or 0 for name in _SUMS} for r in rows}
+
+
+async def _event_counts(
+    session: AsyncSession, period: Period, group_by: str, med_days: list[date], tz: tzinfo
+) -> dict[str, tuple[int, int]]:
+    """Momentary events per group: (all, outside MEDs)."""
+    ev = momentary_event_rows(Dialect.of(session), period)
+    cg = customer_groups()
+    key = group_key_expr(group_by, cg).label("key")
+    on_med = in_local_days(ev.c.occurred_at, med_days, tz)
+    rows = await session.execute(
+        sa.select(key, sa.func.count().label("n"), sa.func.sum(_n(sa.not_(on_med))).label("e"))
+        .select_from(ev.outerjoin(cg, cg.c.customer_id == ev.c.customer_id))
+        .group_by(key)
+    )
+    return {r.key: (int(r.n), int(r.e or 0)) for r in rows}
+
+
+async def _served(session: AsyncSession, group_by: str) -> dict[str, tuple[int, set[str]]]:
+    cg = customer_groups()
+    key = group_key_expr(group_by, cg).label("key")
+    rows = await session.execute(
+        sa.select(key, cg.c.area, sa.func.count().label("n")).group_by(key, cg.c.area)
+    )
+    out: dict[str, tuple[int, set[str]]] = {}
+    for r in rows:
+        n, areas = out.get(r.key, (0, set()))
+        out[r.key] = (n + int(r.n), areas | {r.area})
+    return out
+
+
+def _index_set(served: int, s: Mapping[str, float], events: int, period: Period) -> dict[str, Any]:
+    # The formulas of reports.reliability._index_set, applied to database sums.
+    ci, cmi = int(s.get("ci", 0)), float(s.get("cmi", 0.0))
+    pci, pcmi = int(s.get("pci", 0)), float(s.get("pcmi", 0.0))
+    interrupted = int(s.get("interrupted", 0))
+    aihc1 = ratio((cmi + pcmi) / 60.0, served)
+    return {
+        "customer_interruptions": ci,
+        "customer_minutes": cmi,
+        "customers_interrupted": interrupted,
+        "saifi": ratio(ci, served),
+        "saidi": ratio(cmi, served),
+        "caidi": ratio(cmi, ci),
+        "caifi": ratio(ci, interrupted),
+        "asai": None if served == 0 else 1.0 - cmi / (served * period.minutes),
+        "maifi": ratio(int(s.get("mom", 0)), served),
+        "maifi_e": ratio(events, served),
+        "cemi": ratio(int(s.get("cemi", 0)), served),
+        "rs1": None if aihc1 is None else (1.0 - aihc1 / (period.minutes / 60.0)) * 100.0,
+        "aihc1": aihc1,
+        "aitc1": ratio(ci + pci, served),
+        "planned": {
+            "customer_interruptions": pci,
+            "customer_minutes": pcmi,
+            "saifi": ratio(pci, served),
+            "saidi": ratio(pcmi, served),
+        },
+    }
+
+
+def _period_days(period: Period, tz: tzinfo) -> list[date]:
+    first = local_day(period.start, tz)
+    last = local_day(period.end - timedelta(microseconds=1), tz)
+    return [first + timedelta(days=i) for i in range((last - first).days + 1)]
+
+
+async def reliability_report_sql(
+    session: AsyncSession,
+    period: Period,
+    *,
+    group_by: str,
+    tz: tzinfo,
+    cemi_n: int,
+    rs1_targets: Mapping[str, float],
+    med_beta_multiplier: float,
+    med_history_years: int,
+) -> dict[str, Any]:
+    """The reliability report of DESIGN section 11, sums computed in the database."""
+    check_group_by(group_by)
+    ctx = await med_context(
+        session, period, tz, years=med_history_years, beta_multiplier=med_beta_multiplier
+    )
+    med_set = frozenset(ctx.days)
+    on_med = in_local_days(I.c.start, ctx.days, tz)
+    base = await _group_sums(session, period, group_by, cemi_n, sa.false())
+    excl = await _group_sums(session, period, group_by, cemi_n, on_med) if ctx.days else base
+    events = await _event_counts(session, period, group_by, ctx.days, tz)
+    served = await _served(session, group_by)
+    med_iso = [d.isoformat() for d in ctx.days]
+    groups_out: list[dict[str, Any]] = []
+    for key in sorted(set(base) | set(events) | set(served)):
+        n_served, areas = served.get(key, (0, set()))
+        all_events, events_excl = events.get(key, (0, 0))
+        b = _index_set(n_served, base.get(key, {}), all_events, period)
+        e = _index_set(n_served, excl.get(key, {}), events_excl, period)
+        if group_by == "area":
+            areas = {key}
+        target = rs1_targets.get(next(iter(areas))) if len(areas) == 1 else None
+        rs1 = b["rs1"]
+        groups_out.append(
+            {
+                "key": key,
+                "customers_served": n_served,
+                **b,
+                "cemi_n": cemi_n,
+                "target_rs1": target,
+                "rs1_met": None if target is None or rs1 is None else rs1 >= target,
+                "med_days": med_iso,
+                "med_threshold": ctx.threshold.threshold_min,
+                "med_history_days": ctx.threshold.history_days,
+                "excluding_med": e,
+            }
+        )
+    return {
+        "period": period.as_json(),
+        "group_by": group_by,
+        "med": {**ctx.threshold.as_json(), "days": med_iso},
+        "daily_saidi": [
+            {"date": d.isoformat(), "saidi": ctx.daily.get(d, 0.0), "med": d in med_set}
+            for d in _period_days(period, tz)
+        ],
+        "groups": groups_out,
+    }
