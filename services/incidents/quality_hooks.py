@@ -15,9 +15,11 @@ from zoneinfo import ZoneInfo
 
 import structlog
 from pydantic import ValidationError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from schemas.topics import TOPICS
-from services.common.bus.base import Record
+from schemas.topics import DELIVERIES, TOPICS
+from services.common.bus.base import Bus, Record
+from services.common.consumer_loop import BatchConsumer, OffsetStorage
 from services.common.db import UnitOfWork
 from services.common.policy import Policy
 from services.incidents import orm
@@ -76,7 +78,7 @@ async def apply_deliveries(uow: UnitOfWork, records: Sequence[Record], ctx: Hand
     """Record first notices from ``notify.deliveries.v1``; refresh the SLA of incidents whose
     first notice moved earlier. Returns the number of first notices recorded."""
     session = uow.session
-    adapter = TOPICS["notify.deliveries.v1"].adapter
+    adapter = TOPICS[DELIVERIES].adapter
     changed: set[str] = set()
     for r in records:
         try:
@@ -99,3 +101,26 @@ async def apply_deliveries(uow: UnitOfWork, records: Sequence[Record], ctx: Hand
         incidents = [ctx.cache.incident(i) or inc for i, inc in sorted(loaded.items())]
         await save_changed(uow, ctx, incidents, metas, ctx.clock.now())
     return len(changed)
+
+
+def deliveries_consumer(
+    bus: Bus,
+    sessions: async_sessionmaker[AsyncSession],
+    ctx: HandlerContext,
+    *,
+    topic: str = DELIVERIES,
+    batch_size: int = 500,
+    poll_timeout_s: float = 1.0,
+) -> BatchConsumer:
+    """The ``notify.deliveries.v1`` consumer (group ``incidents-deliveries``, offsets in
+    ``incidents.consumer_offsets`` written with the first notices); ``start()`` it and call
+    ``run_once()`` / ``run_forever()`` like the signals consumer."""
+
+    async def apply(uow: UnitOfWork, records: Sequence[Record]) -> None:
+        await apply_deliveries(uow, records, ctx)
+
+    return BatchConsumer(
+        bus, [topic], group_id=DELIVERIES_GROUP, sessions=sessions, apply=apply,
+        storage=OffsetStorage.DATABASE, schema="incidents", batch_size=batch_size,
+        poll_timeout_s=poll_timeout_s, client_id="incidents-deliveries",
+    )  # fmt: skip

@@ -7,11 +7,17 @@ import asyncio
 from collections import Counter
 from collections.abc import AsyncIterator
 
+import orjson
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from schemas.topics import DELIVERIES
+from services.common.bus.base import OutMessage
+from services.common.bus.memory import MemoryBus
 from services.common.db import create_engine, session_factory
+from services.common.offsets import consumer_offsets_table
 from services.incidents import orm
+from services.incidents.quality_hooks import deliveries_consumer
 from services.incidents.quality_orm import first_notices, sla_deadlines
 from tests.integration.incidents.quality_harness import (
     Driver,
@@ -110,3 +116,37 @@ class TestSlaClock:
         assert await d.timers(0.5) == at(4)
         await d.timers(5)
         assert await d.timers(5.5) == at(12)  # first notice at risk next
+
+
+class TestDeliveriesConsumer:
+    async def test_first_notice_from_the_topic_and_offsets(self, sessions: Sessions) -> None:
+        d = Driver(sessions)
+        await d.feed(device("d-open", "device_open", "F01-FU1", 0))
+        (inc,) = await rows(sessions, orm.incidents)
+        bus = MemoryBus()
+        try:
+            await bus.create_topics([DELIVERIES])
+            producer = await bus.producer()
+            value = {
+                "customer_id": "C-T1-2", "incident_id": inc.id, "job_id": "j1",
+                "stage": "outage_detected", "channel": "sms", "status": "sent", "attempts": 1,
+                "occurred_at": at(8).isoformat(),
+            }  # fmt: skip
+            failed = {**value, "customer_id": "C-T1-3", "status": "failed"}
+            await producer.send(
+                [OutMessage(DELIVERIES, orjson.dumps(v), b"C") for v in (value, failed, value)]
+            )
+            consumer = deliveries_consumer(bus, sessions, d.ctx, poll_timeout_s=0)
+            await consumer.start()
+            try:
+                assert await consumer.run_once() == 3
+            finally:
+                await consumer.stop()
+        finally:
+            await bus.close()
+        (notice,) = await rows(sessions, first_notices)
+        assert (notice.customer_id, notice.sent_at) == ("C-T1-2", at(8))
+        assert notice.stage == "outage_detected"
+        assert (await deadlines(sessions))["first_notice"] == ("met", False, False, True)
+        (offset,) = await rows(sessions, consumer_offsets_table("incidents"))
+        assert (offset.group_id, offset.next_offset) == ("incidents-deliveries", 3)
