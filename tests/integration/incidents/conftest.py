@@ -7,9 +7,8 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import pytest
-from sqlalchemy.engine import make_url
+from incidents_db import fresh_pg_database  # type: ignore[import-not-found]
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.common.db import create_engine, session_factory
@@ -18,31 +17,6 @@ from services.common.migrate import migrate_engine
 DATABASES = ("outagedesk_i1_a", "outagedesk_i1_b", "outagedesk_i1_k")
 
 Sessions = async_sessionmaker[AsyncSession]
-
-
-async def fresh_pg_database(server_url: str, name: str) -> str:
-    """An emptied database ``name`` on the server of ``server_url``, migrated; its URL."""
-    url = make_url(server_url)
-    admin = url.set(drivername="postgresql", database="postgres")
-    conn = await asyncpg.connect(admin.render_as_string(hide_password=False), timeout=10)
-    try:
-        if not await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name):
-            await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-    own = url.set(drivername="postgresql", database=name)
-    conn = await asyncpg.connect(own.render_as_string(hide_password=False), timeout=10)
-    try:
-        await conn.execute("DROP SCHEMA IF EXISTS incidents CASCADE")
-    finally:
-        await conn.close()
-    target = url.set(database=name).render_as_string(hide_password=False)
-    engine = create_engine(target)
-    try:
-        await migrate_engine(engine, schemas=["incidents"])
-    finally:
-        await engine.dispose()
-    return target
 
 
 @pytest.fixture(params=["postgres", "sqlite"])

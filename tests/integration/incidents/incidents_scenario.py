@@ -29,64 +29,91 @@ PARENT = {"T11": "F01-FU1", "T12": "F01-FU1", "T21": "F01-FU2", "T22": "F01-FU2"
           "T31": "F01-FU3", "T01": "F01-BKR"}  # fmt: skip
 
 
-def build_topology() -> Topology:
-    devices = [
-        Device("F01-BKR", "F01", None, "breaker"),
-        Device("F01-R1", "F01", "F01-BKR", "recloser"),
-        Device("F01-FU1", "F01", "F01-R1", "fuse"),
-        Device("F01-FU2", "F01", "F01-R1", "fuse"),
-        Device("F01-FU3", "F01", "F01-BKR", "fuse"),
-    ]
-    transformers = [Transformer(t, PARENT[t], 220, 1) for t in SIZES]
-    customers = [Customer(c, "M" + c[1:], t, "residential") for t in SIZES for c in customers_of(t)]
-    feeders = [Feeder("F01", "Yunhe 1", "S1", "urban")]
-    return Topology.build(feeders, devices, transformers, customers)
+def tx(feeder: str, t: str) -> str:
+    """Transformer ``t`` of the drawing on ``feeder`` (F01 keeps the bare names)."""
+    return t if feeder == "F01" else f"{feeder}{t}"
 
 
-def customers_of(*transformers: str) -> list[str]:
-    return [f"C-{t}-{i}" for t in transformers for i in range(1, SIZES[t] + 1)]
+def build_topology(feeders: tuple[str, ...] = ("F01",)) -> Topology:
+    """The drawing, once per feeder."""
+    devices, transformers, customers = [], [], []
+    for f in feeders:
+        devices += [
+            Device(f"{f}-BKR", f, None, "breaker"),
+            Device(f"{f}-R1", f, f"{f}-BKR", "recloser"),
+            Device(f"{f}-FU1", f, f"{f}-R1", "fuse"),
+            Device(f"{f}-FU2", f, f"{f}-R1", "fuse"),
+            Device(f"{f}-FU3", f, f"{f}-BKR", "fuse"),
+        ]
+        for t in SIZES:
+            parent = PARENT[t].replace("F01", f)
+            transformers.append(Transformer(tx(f, t), parent, 220, 1))
+            customers += [
+                Customer(c, "M" + c[1:], tx(f, t), "residential")
+                for c in customers_of(tx(f, t), SIZES[t])
+            ]
+    feeder_rows = [Feeder(f, f"Yunhe {f}", "S1", "urban") for f in feeders]
+    return Topology.build(feeder_rows, devices, transformers, customers)
 
 
-def at(seconds: float) -> datetime:
-    return T0 + timedelta(seconds=seconds)
+def customers_of(t: str, n: int) -> list[str]:
+    return [f"C-{t}-{i}" for i in range(1, n + 1)]
 
 
-def signal(sid: str, kind: str, who: str, seconds: float, **data: Any) -> Signal:
+def at(seconds: float, base: datetime = T0) -> datetime:
+    return base + timedelta(seconds=seconds)
+
+
+def signal(
+    sid: str, kind: str, who: str, seconds: float, feeder: str = "F01", base: datetime = T0,
+    **data: Any,
+) -> Signal:  # fmt: skip
     device = kind.startswith("device_")
     return Signal(
         signal_id=sid,
         source="device" if device else ("customer" if kind.startswith("call") else "meter"),
         kind=kind,  # type: ignore[arg-type]
-        feeder_id="F01",
+        feeder_id=feeder,
         device_id=who if device else None,
         customer_id=None if device else who,
         meter_id=None if device or kind.startswith("call") else "M" + who[1:],
-        occurred_at=at(seconds),
-        received_at=at(seconds + 2),
+        occurred_at=at(seconds, base),
+        received_at=at(seconds + 2, base),
         data=data,
     )
 
 
-def scenario() -> list[tuple[float, list[Signal]]]:
-    """(delivery time in s after T0, signals) steps: a fuse outage from lossy last gasps, a
-    lone meter that becomes a single-customer outage, a SCADA lockout, restorations, a
-    customer still out after the fuse closed (nested), late and duplicate evidence."""
-    fu1 = ["C-T11-1", "C-T11-2", "C-T11-3", "C-T12-1", "C-T12-2", "C-T12-4"]
+def scenario(
+    feeder: str = "F01", base: datetime = T0, tag: str = ""
+) -> list[tuple[float, list[Signal]]]:
+    """(delivery time in s after ``base``, signals) steps: a fuse outage from lossy last
+    gasps, a lone meter that becomes a single-customer outage, a SCADA lockout,
+    restorations, a customer still out after the fuse closed (nested), late and duplicate
+    evidence. ``tag`` makes the signal ids unique per repetition."""
+
+    def c(t: str, i: int) -> str:
+        return f"C-{tx(feeder, t)}-{i}"
+
+    def sig(sid: str, kind: str, who: str, seconds: float, **data: Any) -> Signal:
+        return signal(f"{tag}{feeder}-{sid}", kind, who, seconds, feeder, base, **data)
+
+    fu1 = [c("T11", 1), c("T11", 2), c("T11", 3), c("T12", 1), c("T12", 2), c("T12", 4)]
+    fu2, lone = f"{feeder}-FU2", c("T31", 1)
     steps: list[tuple[float, list[Signal]]] = [
-        (30, [signal(f"m-off-{c}", "power_off", c, 10 + i) for i, c in enumerate(fu1)]),
-        (60, [signal("m-off-lone", "power_off", "C-T31-1", 60)]),
-        (100, [signal("d-open-fu2", "device_open", "F01-FU2", 100, lockout=True)]),
-        (400, [signal("c-call-1", "call_no_power", "C-T21-2", 390)]),
+        (30, [sig(f"m-off-{x}", "power_off", x, 10 + i) for i, x in enumerate(fu1)]),
+        (60, [sig("m-off-lone", "power_off", lone, 60)]),
+        (100, [sig("d-open-fu2", "device_open", fu2, 100, lockout=True)]),
+        (400, [sig("c-call-1", "call_no_power", c("T21", 2), 390)]),
         (
             1200,
-            [signal("d-close-fu1", "device_close", "F01-FU1", 1200)]
-            + [signal(f"m-on-{c}", "power_on", c, 1201) for c in fu1[:5]],
+            [sig("d-close-fu1", "device_close", f"{feeder}-FU1", 1200)]
+            + [sig(f"m-on-{x}", "power_on", x, 1201) for x in fu1[:5]],
         ),
-        (1300, [signal("m-on-lone", "power_on", "C-T31-1", 1290)]),
-        (1500, [signal("d-close-fu2", "device_close", "F01-FU2", 1500)]),
+        (1300, [sig("m-on-lone", "power_on", lone, 1290)]),
+        (1500, [sig("d-close-fu2", "device_close", fu2, 1500)]),
         # after the nested check (FU1 closed at 1200 + 600 s)
-        (1900, [signal("c-still-out", "call_still_out", "C-T12-4", 1900)]),
-        (1950, [signal("m-off-late", "power_off", "C-T11-4", 12)]),  # late, inside the window
+        (1900, [sig("c-still-out", "call_still_out", c("T12", 4), 1900)]),
+        (1950, [sig("m-off-late", "power_off", c("T11", 4), 12)]),  # late, inside the window
     ]
     steps.append((2000, list(steps[0][1])))  # redelivered duplicates
     return steps
