@@ -21,6 +21,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "services.common.entrypoints.topics_cli",
     "services.ingest.entrypoints.cli",
     "services.incidents.entrypoints.cli",
+    "services.incidents.entrypoints.impact_cli",
     "services.incidents.entrypoints.report_cli",
 )
 
