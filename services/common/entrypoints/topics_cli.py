@@ -11,14 +11,18 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated, Protocol
 
 import typer
 
-if TYPE_CHECKING:
-    from services.common.bus.base import Bus
-
 DEFAULT_PARTITIONS = 6
+
+
+class TopicCreator(Protocol):
+    """The part of the bus port (:class:`services.common.bus.base.Bus`) this command uses."""
+
+    async def create_topics(self, topics: Sequence[str], partitions: int = 1) -> None: ...
+
 
 topics_app = typer.Typer(help="Kafka topics of OutageDesk.", no_args_is_help=True)
 
@@ -28,7 +32,7 @@ def register(app: typer.Typer) -> None:
 
 
 async def create_all_topics(
-    bus: Bus,
+    bus: TopicCreator,
     names: Sequence[str],
     *,
     partitions: int,

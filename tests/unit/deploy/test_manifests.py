@@ -13,7 +13,6 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-import click
 import kubernetes_validate
 import pytest
 import typer
@@ -95,18 +94,27 @@ def compose() -> dict[str, Any]:
 
 
 def command_exists(argv: list[str]) -> bool:
-    """Whether ``outagedesk <argv...>`` names a command of the real CLI (options ignored)."""
-    command: click.Command = typer.main.get_command(build_app())
+    """Whether ``outagedesk <argv...>`` names a command of the real CLI (options ignored).
+
+    Walks the command tree by its ``commands`` mappings: typer may bring its own click."""
+    command: object = typer.main.get_command(build_app())
     for word in argv:
         if word.startswith("-"):
             break
-        if not isinstance(command, click.Group):
-            break
-        sub = command.commands.get(word)
-        if sub is None:
+        subcommands = getattr(command, "commands", None)
+        if not isinstance(subcommands, dict) or word not in subcommands:
             return False
-        command = sub
-    return not isinstance(command, click.Group)
+        command = subcommands[word]
+    return getattr(command, "commands", None) is None
+
+
+class TestCommandExists:
+    def test_known_and_unknown_commands(self) -> None:
+        assert command_exists(["serve", "notify"])
+        assert command_exists(["topics", "create", "--partitions", "6"])
+        assert not command_exists(["serve", "notifier"])
+        assert not command_exists(["serve"])  # a group, not a command
+        assert not command_exists(["migrate", "extra"])
 
 
 class TestKubernetesManifests:
@@ -199,7 +207,8 @@ class TestKubernetesManifests:
     def test_every_outagedesk_variable_is_a_setting(self) -> None:
         names = set(of_kind("ConfigMap")["outagedesk-config"]["data"])
         names |= set(of_kind("Secret")["outagedesk-secrets"]["stringData"])
-        names |= set(ENV_NAME.findall((K8S / "configmap.yaml").read_text()))  # commented too
+        for commented_too in ("configmap.yaml", "secret.yaml"):
+            names |= set(ENV_NAME.findall((K8S / commented_too).read_text()))
         unknown = {n for n in names if n.startswith("OUTAGEDESK_")} - SETTING_NAMES
         assert unknown == set()
 
