@@ -79,12 +79,11 @@ async def med_context(
     period: Period,
     tz: tzinfo,
     *,
+    served: int,
     years: int,
     beta_multiplier: float,
 ) -> MedContext:
-    """Customers served, the period's daily SAIDI, the MED threshold and the MEDs."""
-    cg = customer_groups()
-    served = int(await session.scalar(sa.select(sa.func.count()).select_from(cg)) or 0)
+    """The period's daily SAIDI, the MED threshold and the MEDs for ``served`` customers."""
     history = await saidi_history(session, period, served, tz, years)
     daily = await daily_system_saidi(session, period.start, period.end, period.end, served, tz)
     threshold = med_threshold(
@@ -98,20 +97,29 @@ def _n(flag: ColumnElement[bool]) -> ColumnElement[Any]:
 
 
 def _per_customer(dialect: Dialect, period: Period, med: ColumnElement[bool]) -> sa.Subquery:
-    """Per customer: sustained counts and minutes, planned ones, momentaries (minus MEDs)."""
+    """Per customer, in one pass: sustained counts and minutes, planned ones and
+    momentaries, each also without the interruptions that start on a MED (suffix ``_x``)."""
     m = measures(dialect, period)
-    unplanned = sa.and_(sa.not_(I.c.planned), sa.not_(med))
+    unplanned = sa.not_(I.c.planned)
     sustained = sa.and_(m.sustained, unplanned)
     planned = sa.and_(m.sustained, I.c.planned)
     momentary = sa.and_(sa.not_(m.sustained), m.inside, unplanned, m.momentary)
+    off_med = sa.not_(med)
+    columns: list[ColumnElement[Any]] = []
+    for suffix, keep in (("", sa.true()), ("_x", off_med)):
+        columns += [
+            sa.func.sum(_n(sa.and_(sustained, m.inside, keep))).label("ci" + suffix),
+            sa.func.sum(sa.case((sa.and_(sustained, keep), m.clipped), else_=0.0)).label(
+                "cmi" + suffix
+            ),
+            sa.func.sum(_n(sa.and_(momentary, keep))).label("mom" + suffix),
+        ]
     return (
         sa.select(
             I.c.customer_id,
-            sa.func.sum(_n(sa.and_(sustained, m.inside))).label("ci"),
-            sa.func.sum(sa.case((sustained, m.clipped), else_=0.0)).label("cmi"),
+            *columns,
             sa.func.sum(_n(sa.and_(planned, m.inside))).label("pci"),
             sa.func.sum(sa.case((planned, m.clipped), else_=0.0)).label("pcmi"),
-            sa.func.sum(_n(momentary)).label("mom"),
         )
         .where(overlapping(period))
         .group_by(I.c.customer_id)
@@ -121,26 +129,34 @@ def _per_customer(dialect: Dialect, period: Period, med: ColumnElement[bool]) ->
 
 async def _group_sums(
     session: AsyncSession, period: Period, group_by: str, cemi_n: int, med: ColumnElement[bool]
-) -> dict[str, dict[str, float]]:
+) -> tuple[dict[str, dict[str, float]], dict[str, dict[str, float]]]:
+    """Per group: the sums with every interruption, and without those starting on MEDs."""
     dialect = Dialect.of(session)
     pc = _per_customer(dialect, period, med)
     cg = customer_groups()
     key = group_key_expr(group_by, cg).label("key")
+    columns: list[ColumnElement[Any]] = [sa.func.sum(pc.c.pci).label("pci"),
+                                         sa.func.sum(pc.c.pcmi).label("pcmi")]  # fmt: skip
+    for sx in ("", "_x"):
+        columns += [
+            sa.func.sum(pc.c["ci" + sx]).label("ci" + sx),
+            sa.func.sum(pc.c["cmi" + sx]).label("cmi" + sx),
+            sa.func.sum(pc.c["mom" + sx]).label("mom" + sx),
+            sa.func.sum(_n(pc.c["ci" + sx] > 0)).label("interrupted" + sx),
+            sa.func.sum(_n(pc.c["ci" + sx] > cemi_n)).label("cemi" + sx),
+        ]
     rows = await session.execute(
-        sa.select(
-            key,
-            sa.func.sum(pc.c.ci).label("ci"),
-            sa.func.sum(pc.c.cmi).label("cmi"),
-            sa.func.sum(pc.c.pci).label("pci"),
-            sa.func.sum(pc.c.pcmi).label("pcmi"),
-            sa.func.sum(pc.c.mom).label("mom"),
-            sa.func.sum(_n(pc.c.ci > 0)).label("interrupted"),
-            sa.func.sum(_n(pc.c.ci > cemi_n)).label("cemi"),
-        )
+        sa.select(key, *columns)
         .select_from(pc.outerjoin(cg, cg.c.customer_id == pc.c.customer_id))
         .group_by(key)
     )
-    return {r.key: {name: getattr(r, name) or 0 for name in _SUMS} for r in rows}
+    base: dict[str, dict[str, float]] = {}
+    excl: dict[str, dict[str, float]] = {}
+    for r in rows:
+        values = r._mapping
+        base[r.key] = {n: values[n] or 0 for n in _SUMS}
+        excl[r.key] = {n: values.get(n + "_x", values.get(n)) or 0 for n in _SUMS}
+    return base, excl
 
 
 async def _event_counts(
@@ -221,15 +237,19 @@ async def reliability_report_sql(
 ) -> dict[str, Any]:
     """The reliability report of DESIGN section 11, sums computed in the database."""
     check_group_by(group_by)
+    served = await _served(session, group_by)
     ctx = await med_context(
-        session, period, tz, years=med_history_years, beta_multiplier=med_beta_multiplier
+        session,
+        period,
+        tz,
+        served=sum(n for n, _areas in served.values()),
+        years=med_history_years,
+        beta_multiplier=med_beta_multiplier,
     )
     med_set = frozenset(ctx.days)
     on_med = in_local_days(I.c.start, ctx.days, tz)
-    base = await _group_sums(session, period, group_by, cemi_n, sa.false())
-    excl = await _group_sums(session, period, group_by, cemi_n, on_med) if ctx.days else base
+    base, excl = await _group_sums(session, period, group_by, cemi_n, on_med)
     events = await _event_counts(session, period, group_by, ctx.days, tz)
-    served = await _served(session, group_by)
     med_iso = [d.isoformat() for d in ctx.days]
     groups_out: list[dict[str, Any]] = []
     for key in sorted(set(base) | set(events) | set(served)):
