@@ -11,6 +11,7 @@ from schemas.topics import DEAD_LETTER, SIGNALS
 from services.common.bus.base import OutMessage, Record
 from services.common.topology.model import Topology
 from services.ingest.domain.dedup import DedupWindow
+from services.ingest.domain.enrichment import Locations
 from services.ingest.domain.normalise import process
 from services.ingest.domain.results import DeadLetter, Signal
 
@@ -55,7 +56,7 @@ DEFAULT_TOPICS = TopicNames()
 def normalise_batch(
     records: Sequence[Record],
     now: datetime,
-    topology: Topology,
+    topology: Topology | Locations,
     dedup: DedupWindow,
     topics: TopicNames = DEFAULT_TOPICS,
 ) -> NormalisedBatch:
@@ -64,6 +65,7 @@ def normalise_batch(
     event ids pending in ``dedup`` (the caller commits or rolls back the window)."""
     out = NormalisedBatch()
     messages = out.messages
+    locations = topology if isinstance(topology, Locations) else Locations(topology)
     signals_topic, dead_topic, schema_of = topics.signals, topics.dead_letter, topics.schema_of
     for r in records:
         result = process(
@@ -73,7 +75,7 @@ def normalise_batch(
             r.partition,
             r.offset,
             now,
-            topology,
+            locations,
             dedup,
             schema_of.get(r.topic),
         )

@@ -73,7 +73,7 @@ class IngestPipeline:
         """Normalise ``records``; return once every output is acknowledged and the dead
         letters are written to ``uow`` (which the caller commits)."""
         batch = normalise_batch(
-            records, self._clock.now(), self._topology.current, self._dedup, self._topics
+            records, self._clock.now(), self._topology.locations, self._dedup, self._topics
         )
         try:
             if batch.messages:

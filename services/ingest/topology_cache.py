@@ -20,6 +20,7 @@ from services.common.backoff import RETRYABLE_ERRORS
 from services.common.bus.base import Bus, Consumer
 from services.common.db import UnitOfWork
 from services.common.topology.model import Topology
+from services.ingest.domain.enrichment import Locations
 
 log = structlog.get_logger(__name__)
 
@@ -46,6 +47,7 @@ class TopologyCache:
         self._consumer: Consumer | None = None
         self._stale = True
         self.current: Topology = empty_topology()
+        self.locations = Locations(self.current)
         self.reloads = 0
 
     async def start(self) -> None:
@@ -65,6 +67,7 @@ class TopologyCache:
         async with UnitOfWork(self._sessions) as uow:
             topology = await self._load(uow.session)
         self.current = topology
+        self.locations = Locations(topology)
         self._stale = False
         self.reloads += 1
         log.info(

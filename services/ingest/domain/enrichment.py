@@ -66,3 +66,44 @@ def _via_customer(topology: Topology, customer_id: str, meter_id: str) -> Locati
         meter_id=meter_id,
         customer_id=customer_id,
     )
+
+
+class Locations:
+    """Memoised lookups on one topology version: a meter's or customer's location is
+    resolved once (four dictionary lookups) and then served from a single dictionary.
+    Misses are not memoised, so hostile ids cannot grow the memo."""
+
+    __slots__ = ("topology", "_meters", "_customers", "_devices")
+
+    def __init__(self, topology: Topology) -> None:
+        self.topology = topology
+        self._meters: dict[str, Location] = {}
+        self._customers: dict[str, Location] = {}
+        self._devices: dict[str, Location] = {}
+
+    def meter(self, meter_id: str) -> Location | None:
+        """As :func:`locate_meter`."""
+        loc = self._meters.get(meter_id)
+        if loc is None:
+            loc = locate_meter(self.topology, meter_id)
+            if loc is not None:
+                self._meters[meter_id] = loc
+        return loc
+
+    def customer(self, customer_id: str) -> Location | None:
+        """As :func:`locate_customer`."""
+        loc = self._customers.get(customer_id)
+        if loc is None:
+            loc = locate_customer(self.topology, customer_id)
+            if loc is not None:
+                self._customers[customer_id] = loc
+        return loc
+
+    def device(self, device_id: str) -> Location | None:
+        """As :func:`locate_device`."""
+        loc = self._devices.get(device_id)
+        if loc is None:
+            loc = locate_device(self.topology, device_id)
+            if loc is not None:
+                self._devices[device_id] = loc
+        return loc

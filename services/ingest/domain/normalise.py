@@ -41,12 +41,7 @@ from schemas.parsing import (
 from schemas.topics import CUSTOMER_REPORTS, DEVICE_EVENTS, METER_EVENTS
 from services.common.topology.model import Topology
 from services.ingest.domain.dedup import DedupWindow
-from services.ingest.domain.enrichment import (
-    Location,
-    locate_customer,
-    locate_device,
-    locate_meter,
-)
+from services.ingest.domain.enrichment import Location, Locations
 from services.ingest.domain.results import DeadLetter, Duplicate, Signal
 
 MAX_VALUE_BYTES = 64 * 1024
@@ -86,7 +81,7 @@ def process(
     partition: int,
     offset: int,
     now: datetime,
-    topology: Topology,
+    topology: Topology | Locations,
     dedup: DedupWindow,
     schema_topic: str | None = None,
 ) -> Outcome:
@@ -94,11 +89,13 @@ def process(
 
     Never raises for any input bytes: every rejection is a :class:`DeadLetter`. A new
     event id is marked *pending* in ``dedup``; the caller commits or rolls back the window
-    with the batch. ``schema_topic`` names the DESIGN topic whose format ``topic`` carries
-    when the two differ (prefixed topics of a benchmark or an isolated test run).
+    with the batch. Pass a :class:`Locations` of the topology to memoise lookups across
+    calls (the batch pipeline does). ``schema_topic`` names the DESIGN topic whose format
+    ``topic`` carries when the two differ (prefixed topics of a benchmark or test run).
     """
+    locations = topology if isinstance(topology, Locations) else Locations(topology)
     try:
-        return _process(raw, schema_topic or topic, now, topology, dedup)
+        return _process(raw, schema_topic or topic, now, locations, dedup)
     except _Rejected as rejected:
         return DeadLetter(
             topic=topic,
@@ -114,7 +111,7 @@ def process(
 
 
 def _process(
-    raw: bytes, topic: str, now: datetime, topology: Topology, dedup: DedupWindow
+    raw: bytes, topic: str, now: datetime, locations: Locations, dedup: DedupWindow
 ) -> Outcome:
     if len(raw) > MAX_VALUE_BYTES:
         raise _Rejected("too_large", f"value is {len(raw)} bytes, over {MAX_VALUE_BYTES}", "$")
@@ -133,19 +130,33 @@ def _process(
         error = schema_error(exc)
         raise _Rejected(error.code, error.message, error.path) from None
     occurred_at: datetime = event.occurred_at
+    oldest, latest, now_utc = _window(now)
     # Compared before converting: an absurd offset at year 1 or 9999 cannot be converted.
-    if occurred_at < now - MAX_AGE or occurred_at > now + MAX_AHEAD:
+    if occurred_at < oldest or occurred_at > latest:
         raise _Rejected(
             "timestamp_out_of_range",
             f"occurred_at {occurred_at.isoformat()} is older than 7 days or more than "
             f"5 minutes ahead of {now.astimezone(UTC).isoformat()}",
             "$.occurred_at",
         )
-    return normalise(event, topology, dedup, now.astimezone(UTC))
+    return normalise(event, locations, dedup, now_utc)
 
 
-def _meter(event: Any, topology: Topology, dedup: DedupWindow, now: datetime) -> Outcome:
-    loc = locate_meter(topology, event.meter_id)
+# A batch shares one ``now``; recomputing its bounds per message was measurable.
+_last_window: tuple[datetime, datetime, datetime, datetime] | None = None
+
+
+def _window(now: datetime) -> tuple[datetime, datetime, datetime]:
+    """(oldest accepted, latest accepted, now in UTC); computed once per batch's ``now``."""
+    global _last_window
+    cached = _last_window
+    if cached is None or cached[0] is not now:
+        cached = _last_window = (now, now - MAX_AGE, now + MAX_AHEAD, now.astimezone(UTC))
+    return cached[1], cached[2], cached[3]
+
+
+def _meter(event: Any, locations: Locations, dedup: DedupWindow, now: datetime) -> Outcome:
+    loc = locations.meter(event.meter_id)
     if loc is None:
         raise _Rejected(
             "unknown_meter", f"meter {event.meter_id!r} is not in the topology", "$.meter_id"
@@ -175,9 +186,9 @@ def meter_kind_and_data(event: MeterEvent) -> tuple[str, dict[str, Any]]:
     return METER_KINDS[event.type], {}
 
 
-def _device(event: Any, topology: Topology, dedup: DedupWindow, now: datetime) -> Outcome:
+def _device(event: Any, locations: Locations, dedup: DedupWindow, now: datetime) -> Outcome:
     assert isinstance(event, DeviceEvent)
-    loc = locate_device(topology, event.device_id)
+    loc = locations.device(event.device_id)
     if loc is None:
         raise _Rejected(
             "unknown_device", f"device {event.device_id!r} is not in the topology", "$.device_id"
@@ -188,9 +199,9 @@ def _device(event: Any, topology: Topology, dedup: DedupWindow, now: datetime) -
     return _signal(event, "device", kind, loc, now, {"lockout": event.lockout})
 
 
-def _customer(event: Any, topology: Topology, dedup: DedupWindow, now: datetime) -> Outcome:
+def _customer(event: Any, locations: Locations, dedup: DedupWindow, now: datetime) -> Outcome:
     assert isinstance(event, CustomerReport)
-    loc = locate_customer(topology, event.customer_id)
+    loc = locations.customer(event.customer_id)
     if loc is None:
         raise _Rejected(
             "unknown_customer",
@@ -222,7 +233,7 @@ def _signal(
         source=source,
         kind=kind,
         feeder_id=loc.feeder_id,
-        occurred_at=event.occurred_at.astimezone(UTC),
+        occurred_at=_utc(event.occurred_at),
         received_at=now,
         device_id=loc.device_id,
         transformer_id=loc.transformer_id,
@@ -232,7 +243,11 @@ def _signal(
     )
 
 
-_Normaliser = Callable[[Any, Topology, DedupWindow, datetime], Outcome]
+def _utc(when: datetime) -> datetime:
+    return when if when.tzinfo is UTC else when.astimezone(UTC)
+
+
+_Normaliser = Callable[[Any, Locations, DedupWindow, datetime], Outcome]
 _ROUTES: dict[str, tuple[Callable[[bytes], Any], _Normaliser]] = {
     METER_EVENTS: (parse_meter_event, _meter),
     DEVICE_EVENTS: (parse_device_event, _device),
