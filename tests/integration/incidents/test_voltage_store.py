@@ -83,7 +83,8 @@ class TestVoltageIncident:
         assert opened["incident"]["kind"] == "voltage"
         assert opened["incident"]["transformer_id"] == "T1"
         assert opened["incident"]["customers_affected"] == 4
-        assert sorted(opened["customers_added"]) == sorted(T1)
+        added = [c if isinstance(c, str) else c["customer_id"] for c in opened["customers_added"]]
+        assert sorted(added) == sorted(T1)
         (inc,) = await rows(sessions, orm.incidents)
         assert inc.status == "resolved"
         assert inc.restored_at.replace(tzinfo=dt.UTC) == at(60)
