@@ -148,5 +148,4 @@ class IngestService:
 async def _default_loader(session: AsyncSession) -> Topology:
     from services.common.topology.repository import load_topology
 
-    topology: Topology = await load_topology(session)
-    return topology
+    return await load_topology(session)

@@ -35,11 +35,11 @@ async def _ensure_database(server_url: str, name: str) -> str:
 
 @pytest.fixture
 async def ingest_sessions(pg_url: str) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
-    """Sessions on a migrated ``ingest`` schema, emptied before the test."""
+    """Sessions on migrated ``topology`` and ``ingest`` schemas; dead letters emptied."""
     url = await _ensure_database(pg_url, DATABASE)
     engine = create_engine(url)
     try:
-        await migrate_engine(engine, schemas=["ingest"])
+        await migrate_engine(engine, schemas=["topology", "ingest"])
         async with engine.begin() as conn:
             await conn.execute(text("TRUNCATE ingest.dead_letters RESTART IDENTITY"))
         yield session_factory(engine)
