@@ -80,7 +80,29 @@ class IncidentSnapshot(WireModel):
     crew_id: Id | None = None
     closed_at: Timestamp | None = None
     merged_into: Id | None = None
+    acknowledged_at: Timestamp | None = None
+    arrived_at: Timestamp | None = None
+    etr_slips: Count | None = None
     impact_total: Annotated[float, Field(ge=0)] | None = None
+
+
+class CustomerAdded(WireModel):
+    """A customer joining the incident, with the start of their interruption."""
+
+    customer_id: Id
+    interrupted_at: Timestamp | None = None
+    moved_from: Id | None = None  # the incident the interruption came from (nested/merged)
+    reported: bool | None = None  # the customer reported the problem (voltage)
+
+
+class CustomerRestored(WireModel):
+    """A customer whose interruption ended; ``verified`` false means the restore was only
+    inferred and must not be told to the customer yet."""
+
+    customer_id: Id
+    restored_at: Timestamp | None = None
+    source: Literal["meter", "call", "device", "operator", "inferred"] | None = None
+    verified: bool = True
 
 
 class LifecycleEvent(WireModel):
@@ -91,5 +113,5 @@ class LifecycleEvent(WireModel):
     occurred_at: Timestamp
     actor: Annotated[str, Field(min_length=1)]
     incident: IncidentSnapshot
-    customers_added: list[Id] = []
-    customers_restored: list[Id] = []
+    customers_added: list[CustomerAdded] = []
+    customers_restored: list[CustomerRestored] = []

@@ -143,9 +143,25 @@ class Correlator:
                 inc = s.incidents.get(iid)
                 if inc is not None:
                     nested_check(self, inc, due)
+                    self._confirm_inferred(inc, due)
                     self._forget_if_done(inc)
         wakes = [*s.dwell_due.values(), *s.confirm_due.values(), *s.nested_due.values()]
         return Due(self._flush(), min(wakes, default=None))
+
+    def _confirm_inferred(self, inc: Incident, at: datetime) -> None:
+        """After the nested check, customers still held by ``inc`` whose restore was inferred
+        are confirmed restored (so notify may now tell them)."""
+        confirmed = [
+            c
+            for c, intr in inc.interruptions.items()
+            if intr.end is not None and intr.unverified and self.s.holder.get(c) == inc.id
+        ]
+        if confirmed:
+            self._touch(inc).record(
+                "scope_changed", at, self.actor,
+                f"nested check: {len(confirmed)} inferred restores confirmed",
+                restored=confirmed, confirmed=True,
+            )  # fmt: skip
 
     # --- public: operators ------------------------------------------------------------------
     def incident(self, incident_id: str) -> Incident:

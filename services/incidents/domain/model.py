@@ -94,6 +94,11 @@ class Event:
     incident: dict[str, Any]
     customers_added: tuple[str, ...] = ()
     customers_restored: tuple[str, ...] = ()
+    # Per-customer detail for notify: when each added customer's interruption started and,
+    # for each restored one, when, from what evidence, and whether it may be told (an
+    # inferred restore is told only after the nested check confirms it).
+    added_detail: tuple[dict[str, Any], ...] = ()
+    restored_detail: tuple[dict[str, Any], ...] = ()
 
     @property
     def event_id(self) -> str:
@@ -110,8 +115,12 @@ class Event:
             "occurred_at": iso(self.occurred_at),
             "actor": self.actor,
             "incident": self.incident,
-            "customers_added": list(self.customers_added),
-            "customers_restored": list(self.customers_restored),
+            "customers_added": list(
+                self.added_detail or ({"customer_id": c} for c in self.customers_added)
+            ),
+            "customers_restored": list(
+                self.restored_detail or ({"customer_id": c} for c in self.customers_restored)
+            ),
         }
 
 
@@ -208,18 +217,40 @@ class Incident:
         detail: str,
         added: Iterable[str] = (),
         restored: Iterable[str] = (),
+        *,
+        confirmed: bool = False,
     ) -> Event:
-        """Append to the timeline and emit an event with the next gapless ``seq``."""
+        """Append to the timeline and emit an event with the next gapless ``seq``.
+
+        ``confirmed`` marks the restored customers as verified even when their restore was
+        inferred (the nested check found them no longer dark)."""
         if type_ not in EVENT_TYPES:
             raise ValueError(f"unknown lifecycle event type {type_!r}")
         self.timeline.append(TimelineEntry(at, actor, type_, detail))
         self.seq += 1
+        added_ids, restored_ids = tuple(sorted(added)), tuple(sorted(restored))
         event = Event(
-            self.id, self.seq, type_, at, actor, self.snapshot(),
-            tuple(sorted(added)), tuple(sorted(restored)),
+            self.id, self.seq, type_, at, actor, self.snapshot(), added_ids, restored_ids,
+            tuple(self._added_entry(c) for c in added_ids),
+            tuple(self._restored_entry(c, confirmed) for c in restored_ids),
         )  # fmt: skip
         self.events.append(event)
         return event
+
+    def _added_entry(self, customer_id: str) -> dict[str, Any]:
+        intr = self.interruptions.get(customer_id)
+        return {"customer_id": customer_id, "interrupted_at": iso(intr.start if intr else None)}
+
+    def _restored_entry(self, customer_id: str, confirmed: bool) -> dict[str, Any]:
+        intr = self.interruptions.get(customer_id)
+        if intr is None:
+            return {"customer_id": customer_id, "verified": confirmed}
+        return {
+            "customer_id": customer_id,
+            "restored_at": iso(intr.end),
+            "source": intr.end_source,
+            "verified": confirmed or not intr.unverified,
+        }
 
     def drain_events(self) -> list[Event]:
         """Hand over the pending events (for the outbox) and clear them."""

@@ -145,7 +145,7 @@ LIFECYCLE_EXAMPLE = {
     "occurred_at": TS,
     "actor": "system",
     "incident": SNAPSHOT,
-    "customers_added": ["C000001"],
+    "customers_added": [{"customer_id": "C000001", "interrupted_at": "2026-07-14T08:02:11+08:00"}],
     "customers_restored": [],
 }
 LIFECYCLE_EXTRAS = {
@@ -241,7 +241,7 @@ BAD: list[tuple[str, Parser, dict[str, Any], str]] = [
     (
         "list item",
         parse_lifecycle_event,
-        {**LIFECYCLE_EXAMPLE, "customers_added": ["C1", 2]},
+        {**LIFECYCLE_EXAMPLE, "customers_added": [{"customer_id": "C1"}, 2]},
         "$.customers_added[1]",
     ),
     ("delivery status", parse_delivery, {**DELIVERY_EXAMPLE, "status": "queued"}, "$.status"),
