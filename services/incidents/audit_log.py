@@ -43,7 +43,10 @@ async def record_audit(
     """Append one audit row in the caller's transaction."""
     await session.execute(
         sa.insert(audit).values(
-            at=at, actor=actor, action=action, incident_id=incident_id,
+            at=at,
+            actor=actor,
+            action=action,
+            incident_id=incident_id,
             before=None if before is None else jsonable(before),
             after=None if after is None else jsonable(after),
         )  # fmt: skip

@@ -75,6 +75,20 @@ def session_check(sessions: async_sessionmaker[AsyncSession]) -> Any:
     return check
 
 
+def _document_health(schema: dict[str, Any]) -> None:
+    """The shared health router declares JSON for everything; say what it really answers."""
+    paths = schema.get("paths", {})
+    metrics = paths.get("/metrics", {}).get("get")
+    if metrics is not None:
+        metrics["responses"]["200"]["content"] = {"text/plain": {"schema": {"type": "string"}}}
+    readyz = paths.get("/readyz", {}).get("get")
+    if readyz is not None:
+        readyz["responses"]["503"] = {
+            "description": "Some check is not ok",
+            "content": {"application/json": {"schema": {"type": "object"}}},
+        }
+
+
 def create_app(
     settings: ApiSettings,
     sessions: async_sessionmaker[AsyncSession],
@@ -88,9 +102,12 @@ def create_app(
     verifier: TokenVerifier | None = None,
     sse_poll_s: float = 0.5,
 ) -> FastAPI:
-    """The API app. ``handlers`` (the service's feeder cache and clock) enables incident
-    actions and planned outages; without it those answer 503. ``readiness`` / ``registry`` let a serving process share its checks and
-    metrics; without them the app checks the database and keeps its own registry."""
+    """The API app.
+
+    ``handlers`` (the service's feeder cache and clock) enables incident actions and planned
+    outages; without it those answer 503. ``readiness`` / ``registry`` let a serving process
+    share its checks and metrics; without them the app checks the database and keeps its
+    own registry."""
     ctx = ApiContext(
         settings=settings,
         sessions=sessions,
@@ -135,6 +152,7 @@ def create_app(
                 routes=app.routes, tags=app.openapi_tags,
             )  # fmt: skip
             move_problems_to_problem_json(schema)
+            _document_health(schema)
             app.openapi_schema = schema
         return app.openapi_schema
 

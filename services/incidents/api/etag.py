@@ -21,7 +21,9 @@ def parse_if_match(value: str | None, incident_id: str) -> int:
     Raises 428 when missing or ``*`` and 412 when it names another incident.
     """
     if value is None or not value.strip():
-        raise ApiProblem(428, "precondition_required", "If-Match with the incident's ETag is required")
+        raise ApiProblem(
+            428, "precondition_required", "If-Match with the incident's ETag is required"
+        )
     tags = [t.strip() for t in value.split(",") if t.strip()]
     if len(tags) != 1 or tags[0] == "*":
         raise ApiProblem(428, "precondition_required", "If-Match must name exactly one version")

@@ -138,4 +138,3 @@ class NoteBody(BaseModel):
 class SplitBody(BaseModel):
     model_config = _body({"customers": ["C000001"]})
     customers: list[str] = Field(min_length=1, max_length=100_000)
-

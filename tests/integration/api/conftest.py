@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from topology_data import synthetic_topology  # type: ignore[import-not-found]
 
 from services.common.bus.base import Record
 from services.common.bus.memory import MemoryBus
@@ -29,7 +30,6 @@ from services.incidents.api.auth import create_token
 from services.incidents.api.settings import ApiSettings
 from services.incidents.feeder_cache import FeederStateCache
 from services.incidents.handlers import HandlerContext, apply_signals
-from topology_data import synthetic_topology  # type: ignore[import-not-found]
 
 DATABASE = "outagedesk_i2"
 SECRET = "test-secret-for-the-api-suite-0123456789"
@@ -110,9 +110,12 @@ def auth() -> TokenFactory:
 
     def headers(*roles: str, sub: str | None = None, ttl_s: int = 600) -> dict[str, str]:
         token = create_token(
-            SECRET, sub or f"{roles[0] if roles else 'nobody'}-user", list(roles),
-            now=datetime.now(UTC), ttl=timedelta(seconds=ttl_s),
-        )  # fmt: skip
+            SECRET,
+            sub or f"{roles[0] if roles else 'nobody'}-user",
+            list(roles),
+            now=datetime.now(UTC),
+            ttl=timedelta(seconds=ttl_s),
+        )
         return {"Authorization": f"Bearer {token}"}
 
     return headers
@@ -134,11 +137,15 @@ async def open_outage(
     """Open an outage at ``device_id`` with a SCADA open; the new incident's id."""
     now = datetime.now(UTC)
     signal = {
-        "signal_id": f"scada-{device_id}-{n}-{now.timestamp()}", "source": "device",
-        "kind": "device_open", "feeder_id": ctx.cache.topology.feeder_of_device(device_id),
-        "device_id": device_id, "occurred_at": (now - timedelta(minutes=3)).isoformat(),
-        "received_at": now.isoformat(), "data": {"lockout": True},
-    }  # fmt: skip
+        "signal_id": f"scada-{device_id}-{n}-{now.timestamp()}",
+        "source": "device",
+        "kind": "device_open",
+        "feeder_id": ctx.cache.topology.feeder_of_device(device_id),
+        "device_id": device_id,
+        "occurred_at": (now - timedelta(minutes=3)).isoformat(),
+        "received_at": now.isoformat(),
+        "data": {"lockout": True},
+    }
     record = Record("grid.signals.v1", 0, n, device_id.encode(), orjson.dumps(signal), 0)
     async with UnitOfWork(sessions) as uow:
         await apply_signals(uow, [record], ctx)

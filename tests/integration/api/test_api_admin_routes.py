@@ -12,36 +12,46 @@ from services.common.bus.memory import MemoryBus
 from services.incidents.dead_letter_store import dead_letters
 
 
-
 async def _seed_dead_letters(sessions: async_sessionmaker[AsyncSession], n: int) -> None:
     async with sessions() as session:
         await session.execute(
             sa.insert(dead_letters),
             [
-                {"service": "ingest", "topic": "grid.meter-events.v1", "partition": 0,
-                 "offset": k, "key": f"M{k:06d}", "value": f'{{"event_id": "m-{k}"}}',
-                 "encoding": None, "error_code": "unknown_meter" if k % 2 else "schema",
-                 "error_message": "no such meter", "error_path": None,
-                 "failed_at": datetime(2026, 7, 14, 8, k % 60, tzinfo=UTC), "replayed_at": None}
+                {
+                    "service": "ingest",
+                    "topic": "grid.meter-events.v1",
+                    "partition": 0,
+                    "offset": k,
+                    "key": f"M{k:06d}",
+                    "value": f'{{"event_id": "m-{k}"}}',
+                    "encoding": None,
+                    "error_code": "unknown_meter" if k % 2 else "schema",
+                    "error_message": "no such meter",
+                    "error_path": None,
+                    "failed_at": datetime(2026, 7, 14, 8, k % 60, tzinfo=UTC),
+                    "replayed_at": None,
+                }
                 for k in range(n)
             ],
-        )  # fmt: skip
+        )
         await session.commit()
 
 
 class TestCrews:
     async def test_create_list_update_and_audit(self, client: httpx.AsyncClient, auth) -> None:
         sup, op, admin = auth("supervisor", sub="zhang"), auth("operator", sub="li"), auth("admin")
-        created = await client.post("/api/v1/crews", json={"id": "CREW-1", "name": "Line 1"},
-                                    headers=sup)  # fmt: skip
+        created = await client.post(
+            "/api/v1/crews", json={"id": "CREW-1", "name": "Line 1"}, headers=sup
+        )
         assert created.status_code == 201, created.text
         assert created.json()["status"] == "available"
         dup = await client.post("/api/v1/crews", json={"id": "CREW-1", "name": "x"}, headers=sup)
         assert dup.status_code == 409
         assert dup.headers["content-type"] == "application/problem+json"
         for k in range(2, 6):
-            r = await client.post("/api/v1/crews", json={"id": f"CREW-{k}", "name": f"L{k}"},
-                                  headers=sup)  # fmt: skip
+            r = await client.post(
+                "/api/v1/crews", json={"id": f"CREW-{k}", "name": f"L{k}"}, headers=sup
+            )
             assert r.status_code == 201
         page1 = (await client.get("/api/v1/crews?limit=3", headers=op)).json()
         assert [c["id"] for c in page1["items"]] == ["CREW-1", "CREW-2", "CREW-3"]
@@ -106,7 +116,7 @@ class TestDeadLetters:
         records = await consumer.getmany(timeout_s=2.0)
         assert [(x.key, x.value) for x in records] == [(b"M000001", b'{"event_id": "m-1"}')]
         await consumer.stop()
-        unreplayed = (await client.get("/api/v1/dead-letters?replayed=false", headers=admin))
+        unreplayed = await client.get("/api/v1/dead-letters?replayed=false", headers=admin)
         assert [d["id"] for d in unreplayed.json()["items"]] == [1, 3]
         missing = await client.post("/api/v1/dead-letters/99/replay", headers=admin)
         assert missing.status_code == 404

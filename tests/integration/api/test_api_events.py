@@ -26,13 +26,23 @@ async def _add_events(
 ) -> None:
     async with sessions() as session:
         for seq in seqs:
-            payload = {"event_id": f"{incident_id}:{seq}", "incident_id": incident_id, "seq": seq,
-                       "type": "opened" if seq == 1 else "etr_set",
-                       "incident": {"id": incident_id, "feeder_id": feeder, "area": "urban"}}  # fmt: skip
+            payload = {
+                "event_id": f"{incident_id}:{seq}",
+                "incident_id": incident_id,
+                "seq": seq,
+                "type": "opened" if seq == 1 else "etr_set",
+                "incident": {"id": incident_id, "feeder_id": feeder, "area": "urban"},
+            }
             await add_to_outbox(
-                session, LIFECYCLE, incident_id, orjson.dumps(payload), incident_id, seq,
-                schema="incidents", created_at=AT,
-            )  # fmt: skip
+                session,
+                LIFECYCLE,
+                incident_id,
+                orjson.dumps(payload),
+                incident_id,
+                seq,
+                schema="incidents",
+                created_at=AT,
+            )
         await session.commit()
 
 
@@ -43,7 +53,7 @@ async def base_url(
     app = create_app(settings, sessions, None, WallClock(), sse_poll_s=0.05)
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
     task = asyncio.create_task(server.serve())
-    while not server.started:
+    while not server.started:  # noqa: ASYNC110 - uvicorn offers no start event
         await asyncio.sleep(0.02)
     port = server.servers[0].sockets[0].getsockname()[1]
     try:

@@ -19,9 +19,13 @@ async def _get(client: httpx.AsyncClient, iid: str, headers: dict[str, str]) -> 
 
 
 async def _post(
-    client: httpx.AsyncClient, iid: str, action: str, body: object, headers: dict[str, str],
+    client: httpx.AsyncClient,
+    iid: str,
+    action: str,
+    body: object,
+    headers: dict[str, str],
     etag: str | None,
-) -> httpx.Response:  # fmt: skip
+) -> httpx.Response:
     h = dict(headers)
     if etag is not None:
         h["If-Match"] = etag
@@ -45,7 +49,9 @@ class TestLifecycleThroughTheApi:
         self, client: httpx.AsyncClient, sessions, handlers, auth
     ) -> None:
         op, sup = auth("operator", sub="li"), auth("supervisor", sub="zhang")
-        created = await client.post("/api/v1/crews", json={"id": "CREW-1", "name": "L1"}, headers=sup)
+        created = await client.post(
+            "/api/v1/crews", json={"id": "CREW-1", "name": "L1"}, headers=sup
+        )
         assert created.status_code == 201
         iid = await open_outage(sessions, handlers, "F001-R1-FU1")
         assert (await _do(client, iid, "acknowledge", {}, op))["acknowledged_at"] is not None
@@ -68,12 +74,17 @@ class TestLifecycleThroughTheApi:
         assert late.status_code == 409
         assert late.headers["content-type"] == PROBLEM
         assert (late.json()["code"], late.json()["allowed"]) == ("invalid_transition", [])
-        audit = (await client.get(f"/api/v1/audit?incident_id={iid}", headers=auth("admin")))
+        audit = await client.get(f"/api/v1/audit?incident_id={iid}", headers=auth("admin"))
         actions = [(e["actor"], e["action"]) for e in audit.json()["items"]]
         assert actions == [
-            ("li", "acknowledge"), ("li", "crew"), ("li", "arrived"), ("li", "etr"),
-            ("li", "notes"), ("li", "restore"), ("zhang", "close"),
-        ]  # fmt: skip
+            ("li", "acknowledge"),
+            ("li", "crew"),
+            ("li", "arrived"),
+            ("li", "etr"),
+            ("li", "notes"),
+            ("li", "restore"),
+            ("zhang", "close"),
+        ]
         assert audit.json()["items"][0]["before"]["status"] == "confirmed"
 
     async def test_partial_restore_split_merge_and_cancel(
@@ -81,7 +92,7 @@ class TestLifecycleThroughTheApi:
     ) -> None:
         op, sup = auth("operator"), auth("supervisor")
         iid = await open_outage(sessions, handlers, "F001-R1-FU2")
-        customers = (await client.get(f"/api/v1/incidents/{iid}/customers?limit=200", headers=op))
+        customers = await client.get(f"/api/v1/incidents/{iid}/customers?limit=200", headers=op)
         ids = [c["customer_id"] for c in customers.json()["items"]]
         assert len(ids) >= 3
         detail = await _do(client, iid, "restore", {"customers": ids[:1]}, op)
@@ -119,9 +130,10 @@ class TestErrors:
         no_crew = await _post(client, iid, "crew", {"crew_id": "GHOST"}, op, etag)
         assert (no_crew.status_code, no_crew.json()["code"]) == (422, "invalid_request")
         not_json = await client.post(
-            f"/api/v1/incidents/{iid}/notes", content=b"{", headers={**op, "If-Match": etag,
-                                                                     "Content-Type": "application/json"}
-        )  # fmt: skip
+            f"/api/v1/incidents/{iid}/notes",
+            content=b"{",
+            headers={**op, "If-Match": etag, "Content-Type": "application/json"},
+        )
         assert not_json.status_code == 422
         forbidden = await _post(client, iid, "close", {"cause": "x"}, op, etag)
         assert (forbidden.status_code, forbidden.json()["code"]) == (403, "forbidden")

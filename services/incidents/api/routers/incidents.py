@@ -7,7 +7,8 @@ checks the version under the feeder lock, so of two writers racing exactly one g
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from collections.abc import Callable
+from typing import Annotated, Any, Literal, TypeVar
 
 from fastapi import APIRouter, Body, Header, Path, Query, Response
 from pydantic import AwareDatetime, BaseModel
@@ -45,7 +46,9 @@ def _csv(values: list[str] | None) -> list[str]:
 async def list_incidents(
     uow: Uow,
     _principal: Viewer,
-    status: Annotated[list[str] | None, Query(description="Any of (repeat or comma-separate)")] = None,
+    status: Annotated[
+        list[str] | None, Query(description="Any of (repeat or comma-separate)")
+    ] = None,
     kind: Annotated[list[Literal["outage", "voltage", "planned"]] | None, Query()] = None,
     feeder: Annotated[list[str] | None, Query(description="Any of these feeders")] = None,
     area: Annotated[list[Literal["urban", "rural", "remote"]] | None, Query()] = None,
@@ -55,7 +58,9 @@ async def list_incidents(
     ] = None,
     since: Annotated[AwareDatetime | None, Query(description="Detected at or after")] = None,
     until: Annotated[AwareDatetime | None, Query(description="Detected before")] = None,
-    q: Annotated[str | None, Query(max_length=200, description="Text in id, cause or notes")] = None,
+    q: Annotated[
+        str | None, Query(max_length=200, description="Text in id, cause or notes")
+    ] = None,
     sort: Annotated[
         Literal["-detected_at"], Query(description="Newest first (the only order offered)")
     ] = "-detected_at",
@@ -148,7 +153,10 @@ async def _act(
     return detail.to_dict()
 
 
-def _write(path: str, summary: str, description: str) -> Any:
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def _write(path: str, summary: str, description: str) -> Callable[[_F], _F]:
     return router.post(
         f"/{{incident_id}}/{path}",
         summary=summary,
@@ -236,4 +244,3 @@ async def split(
     body: models.SplitBody, if_match: IfMatch = None,
 ) -> dict[str, Any]:  # fmt: skip
     return await _act(ctx, uow, principal, incident_id, "split", body, if_match, response)
-

@@ -13,6 +13,7 @@ from services.incidents.api.auth import Principal, Supervisor, Viewer
 from services.incidents.api.context import ApiContext, Context, Uow
 from services.incidents.api.pagination import MAX_LIMIT, Page, decode_cursor, encode_cursor
 from services.incidents.api.problems import ApiProblem, problem_responses
+from services.incidents.handlers import HandlerContext
 
 router = APIRouter(prefix="/api/v1/planned-outages", tags=["planned outages"])
 PlannedStatus = Literal["scheduled", "in_progress", "completed", "cancelled"]
@@ -50,7 +51,9 @@ class PlannedCreate(BaseModel):
         default="planned", description="temporary = maintenance announced 24 h ahead"
     )
     feeder_id: str = Field(min_length=1, max_length=64)
-    device_id: str | None = Field(default=None, max_length=64, description="Default: the whole feeder")
+    device_id: str | None = Field(
+        default=None, max_length=64, description="Default: the whole feeder"
+    )
     transformer_id: str | None = Field(default=None, max_length=64)
     starts_at: AwareDatetime
     ends_at: AwareDatetime
@@ -83,7 +86,7 @@ async def list_planned(
     )
 
 
-def _handlers(ctx: ApiContext) -> service.HandlerContext:
+def _handlers(ctx: ApiContext) -> HandlerContext:
     if ctx.handlers is None:
         raise ApiProblem(503, "actions_unavailable", "this API process cannot change incidents")
     return ctx.handlers
@@ -122,7 +125,9 @@ _ADVANCE = problem_responses(401, 403, 404, 409, 422, 503)
 
 @router.post("/{planned_id}/start", summary="Start the work (customers now out)",
              response_model=PlannedOutage, responses=_ADVANCE)  # fmt: skip
-async def start(ctx: Context, uow: Uow, principal: Supervisor, planned_id: PlannedId) -> PlannedOutage:
+async def start(
+    ctx: Context, uow: Uow, principal: Supervisor, planned_id: PlannedId
+) -> PlannedOutage:
     """``scheduled`` → ``in_progress``."""
     return await _advance(ctx, uow, principal, planned_id, "in_progress")
 
@@ -138,6 +143,8 @@ async def complete(
 
 @router.post("/{planned_id}/cancel", summary="Cancel before it starts",
              response_model=PlannedOutage, responses=_ADVANCE)  # fmt: skip
-async def cancel(ctx: Context, uow: Uow, principal: Supervisor, planned_id: PlannedId) -> PlannedOutage:
+async def cancel(
+    ctx: Context, uow: Uow, principal: Supervisor, planned_id: PlannedId
+) -> PlannedOutage:
     """``scheduled`` → ``cancelled``."""
     return await _advance(ctx, uow, principal, planned_id, "cancelled")
