@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 from sqlalchemy import insert, or_, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -23,6 +24,7 @@ from services.notify import orm
 from services.notify.domain.job_state import Job, JobStatus
 from services.notify.domain.model import IncidentInfo, Interruption, JobSpec
 from services.notify.indexed_state import IndexedNotifyState
+from services.notify.pg_bulk import COPY_THRESHOLD, copy_rows
 
 FAMILY_LIMIT = 64  # a storm can chain merges; past this, older links are not followed
 CHUNK = 5000  # ids per IN list
@@ -111,6 +113,7 @@ class Baseline:
 class StateRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
+        self._postgres = session.get_bind().dialect.name == "postgresql"
 
     # -- processed events ----------------------------------------------------------------
     async def processed(self, event_ids: Sequence[str]) -> set[str]:
@@ -245,7 +248,11 @@ class StateRepository:
             elif sig != _interruption_sig(i):
                 updated.append(_interruption_values(i))
             base.interruptions[key] = _interruption_sig(i)
-        if new:
+        if len(new) >= COPY_THRESHOLD and self._postgres:
+            names = list(new[0])
+            await copy_rows(self.session, orm.SCHEMA, "interruptions", names,
+                            [tuple(r[c] for c in names) for r in new])  # fmt: skip
+        elif new:
             await self.session.execute(insert(orm.interruptions), new)
         if updated:
             stmt = upsert(self.session, orm.interruptions)
@@ -282,9 +289,16 @@ class StateRepository:
             }
             for s in specs
         ]  # fmt: skip
-        stmt = upsert(self.session, orm.jobs).on_conflict_do_nothing(
-            index_elements=["incident_id", "customer_id", "stage", "revision"]
-        )
+        key = ["incident_id", "customer_id", "stage", "revision"]
+        if len(rows) >= COPY_THRESHOLD and self._postgres:
+            cols = list(rows[0])
+            records = [
+                tuple(orjson.dumps(r[c]).decode() if c == "payload" else r[c] for c in cols)
+                for r in rows
+            ]
+            await copy_rows(self.session, orm.SCHEMA, "jobs", cols, records, conflict=key)
+            return
+        stmt = upsert(self.session, orm.jobs).on_conflict_do_nothing(index_elements=key)
         await self.session.execute(stmt, rows)
 
     async def add_escalations(self, specs: Sequence[JobSpec]) -> None:
