@@ -7,16 +7,21 @@ clock) → ``unknown_meter`` / ``unknown_device`` / ``unknown_customer`` → dup
 mapping to a signal kind.
 
 Mapping choices beyond the table in DESIGN section 3: a ``ping_response`` becomes
-``power_on`` (energized) or ``power_off`` (not energized) with ``data.ping = true``, so the
-incidents service can tell a polled answer from a spontaneous last gasp; customer reports
-carry ``channel`` (and ``text`` / ``incident_id`` / ``score`` when present) in ``data``.
+``power_on`` (energized) or ``power_off`` (not energized) with ``data.ping = true`` and
+``data.energized``, so the incidents service can tell a polled answer from a spontaneous
+last gasp; customer reports carry ``channel`` (and ``text`` / ``incident_id`` / ``score``
+when present) in ``data``; voltage, sag and swell carry their measurements in ``data``
+and device operations ``lockout``.
 
-Duplicates are keyed by source and ``event_id``: two sources may reuse each other's ids.
+Validation is the pydantic schemas of ``schemas.events``; well-formed events take an
+equivalent fast path (:mod:`fast_parse`). Duplicates are keyed by source and
+``event_id``: two sources may reuse each other's ids.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -42,6 +47,13 @@ from schemas.topics import CUSTOMER_REPORTS, DEVICE_EVENTS, METER_EVENTS
 from services.common.topology.model import Topology
 from services.ingest.domain.dedup import DedupWindow
 from services.ingest.domain.enrichment import Location, Locations
+from services.ingest.domain.fast_parse import (
+    CUSTOMER_KINDS,
+    Parsed,
+    fast_customer,
+    fast_device,
+    fast_meter,
+)
 from services.ingest.domain.results import DeadLetter, Duplicate, Signal
 
 MAX_VALUE_BYTES = 64 * 1024
@@ -57,14 +69,6 @@ METER_KINDS: dict[str, str] = {
     "voltage": "voltage",
     "sag": "sag",
     "swell": "swell",
-}
-CUSTOMER_KINDS: dict[str, str] = {
-    "no_power": "call_no_power",
-    "partial_power": "call_partial",
-    "low_voltage": "call_low_voltage",
-    "flicker": "call_flicker",
-    "still_out": "call_still_out",
-    "survey": "survey",
 }
 
 
@@ -119,27 +123,39 @@ def _process(
     if route is None:
         raise _Rejected("schema", f"no input schema for topic {topic!r}", "$")
     try:
-        # pydantic's JSON parser accepts NaN and Infinity; the wire format is strict JSON.
-        orjson.loads(raw)
+        # Also guards the schema path: pydantic's JSON parser accepts NaN and Infinity,
+        # the wire format is strict JSON.
+        obj = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise _Rejected("invalid_json", str(exc), "$") from None
-    parse, normalise = route
-    try:
-        event = parse(raw)
-    except ValidationError as exc:
-        error = schema_error(exc)
-        raise _Rejected(error.code, error.message, error.path) from None
-    occurred_at: datetime = event.occurred_at
+    event = route.fast(obj)
+    if event is None:
+        try:
+            model = route.parse(raw)
+        except ValidationError as exc:
+            error = schema_error(exc)
+            raise _Rejected(error.code, error.message, error.path) from None
+        event = route.from_model(model)
+    occurred_at = event.occurred_at
     oldest, latest, now_utc = _window(now)
     # Compared before converting: an absurd offset at year 1 or 9999 cannot be converted.
     if occurred_at < oldest or occurred_at > latest:
         raise _Rejected(
             "timestamp_out_of_range",
             f"occurred_at {occurred_at.isoformat()} is older than 7 days or more than "
-            f"5 minutes ahead of {now.astimezone(UTC).isoformat()}",
+            f"5 minutes ahead of {now_utc.isoformat()}",
             "$.occurred_at",
         )
-    return normalise(event, locations, dedup, now_utc)
+    loc = route.locate(locations, event.subject_id)
+    if loc is None:
+        raise _Rejected(
+            route.unknown_code,
+            f"{route.source} {event.subject_id!r} is not in the topology",
+            route.subject_path,
+        )
+    if not dedup.check_and_add(route.dedup_prefix + event.event_id):
+        return Duplicate(event.event_id, route.source)
+    return _signal(event, route.source, loc, now_utc)
 
 
 # A batch shares one ``now``; recomputing its bounds per message was measurable.
@@ -155,66 +171,41 @@ def _window(now: datetime) -> tuple[datetime, datetime, datetime]:
     return cached[1], cached[2], cached[3]
 
 
-def _meter(event: Any, locations: Locations, dedup: DedupWindow, now: datetime) -> Outcome:
-    loc = locations.meter(event.meter_id)
-    if loc is None:
-        raise _Rejected(
-            "unknown_meter", f"meter {event.meter_id!r} is not in the topology", "$.meter_id"
-        )
-    if not dedup.check_and_add("meter:" + event.event_id):
-        return Duplicate(event.event_id, "meter")
-    kind, data = meter_kind_and_data(event)
-    return _signal(event, "meter", kind, loc, now, data)
-
-
-def meter_kind_and_data(event: MeterEvent) -> tuple[str, dict[str, Any]]:
-    """The signal kind and ``data`` of a validated meter event."""
+def meter_event(event: MeterEvent) -> Parsed:
+    """A validated meter event as a signal's kind and ``data``."""
+    data: dict[str, Any]
     if isinstance(event, PingResponse):
-        return ("power_on" if event.energized else "power_off"), {
-            "ping": True,
-            "energized": event.energized,
-        }
-    if isinstance(event, VoltageReading):
-        return "voltage", {
+        kind = "power_on" if event.energized else "power_off"
+        data = {"ping": True, "energized": event.energized}
+    elif isinstance(event, VoltageReading):
+        kind = "voltage"
+        data = {
             "interval_s": event.interval_s,
             "v_avg": event.v_avg,
             "v_min": event.v_min,
             "v_max": event.v_max,
         }
-    if isinstance(event, Sag | Swell):
-        return event.type, {"magnitude_v": event.magnitude_v, "duration_ms": event.duration_ms}
-    return METER_KINDS[event.type], {}
-
-
-def _device(event: Any, locations: Locations, dedup: DedupWindow, now: datetime) -> Outcome:
-    assert isinstance(event, DeviceEvent)
-    loc = locations.device(event.device_id)
-    if loc is None:
-        raise _Rejected(
-            "unknown_device", f"device {event.device_id!r} is not in the topology", "$.device_id"
+    elif isinstance(event, Sag | Swell):
+        kind, data = (
+            event.type,
+            {"magnitude_v": event.magnitude_v, "duration_ms": event.duration_ms},
         )
-    if not dedup.check_and_add("device:" + event.event_id):
-        return Duplicate(event.event_id, "device")
+    else:
+        kind, data = METER_KINDS[event.type], {}
+    return Parsed(event.event_id, event.meter_id, event.occurred_at, kind, data)
+
+
+def device_event(event: DeviceEvent) -> Parsed:
+    """A validated device event as a signal's kind and ``data``."""
     kind = "device_open" if event.state == "open" else "device_close"
-    return _signal(event, "device", kind, loc, now, {"lockout": event.lockout})
+    return Parsed(
+        event.event_id, event.device_id, event.occurred_at, kind, {"lockout": event.lockout}
+    )
 
 
-def _customer(event: Any, locations: Locations, dedup: DedupWindow, now: datetime) -> Outcome:
-    assert isinstance(event, CustomerReport)
-    loc = locations.customer(event.customer_id)
-    if loc is None:
-        raise _Rejected(
-            "unknown_customer",
-            f"customer {event.customer_id!r} is not in the topology",
-            "$.customer_id",
-        )
-    if not dedup.check_and_add("customer:" + event.event_id):
-        return Duplicate(event.event_id, "customer")
-    return _signal(event, "customer", CUSTOMER_KINDS[event.kind], loc, now, customer_data(event))
-
-
-def customer_data(report: CustomerReport) -> dict[str, Any]:
-    """The ``data`` of a customer report's signal: channel plus what the report carries."""
+def customer_report(report: CustomerReport) -> Parsed:
+    """A validated customer report as a signal's kind and ``data`` (channel plus what the
+    report carries)."""
     data: dict[str, Any] = {"channel": report.channel}
     if report.text is not None:
         data["text"] = report.text
@@ -222,34 +213,71 @@ def customer_data(report: CustomerReport) -> dict[str, Any]:
         data["incident_id"] = report.incident_id
     if report.score is not None:
         data["score"] = report.score
-    return data
+    return Parsed(
+        report.event_id, report.customer_id, report.occurred_at, CUSTOMER_KINDS[report.kind], data
+    )
 
 
-def _signal(
-    event: Any, source: str, kind: str, loc: Location, now: datetime, data: dict[str, Any]
-) -> Signal:
+def _signal(event: Parsed, source: str, loc: Location, now: datetime) -> Signal:
+    occurred_at = event.occurred_at
+    if occurred_at.tzinfo is not UTC:
+        occurred_at = occurred_at.astimezone(UTC)
     return Signal(
         signal_id=event.event_id,
         source=source,
-        kind=kind,
+        kind=event.kind,
         feeder_id=loc.feeder_id,
-        occurred_at=_utc(event.occurred_at),
+        occurred_at=occurred_at,
         received_at=now,
         device_id=loc.device_id,
         transformer_id=loc.transformer_id,
         meter_id=loc.meter_id,
         customer_id=loc.customer_id,
-        data=data,
+        data=event.data,
     )
 
 
-def _utc(when: datetime) -> datetime:
-    return when if when.tzinfo is UTC else when.astimezone(UTC)
+@dataclass(frozen=True, slots=True)
+class _Route:
+    source: str
+    fast: Callable[[Any], Parsed | None]
+    parse: Callable[[bytes], Any]
+    from_model: Callable[[Any], Parsed]
+    locate: Callable[[Locations, str], Location | None]
+    unknown_code: str
+    subject_path: str
+
+    @property
+    def dedup_prefix(self) -> str:
+        return self.source + ":"
 
 
-_Normaliser = Callable[[Any, Locations, DedupWindow, datetime], Outcome]
-_ROUTES: dict[str, tuple[Callable[[bytes], Any], _Normaliser]] = {
-    METER_EVENTS: (parse_meter_event, _meter),
-    DEVICE_EVENTS: (parse_device_event, _device),
-    CUSTOMER_REPORTS: (parse_customer_report, _customer),
+_ROUTES: dict[str, _Route] = {
+    METER_EVENTS: _Route(
+        "meter",
+        fast_meter,
+        parse_meter_event,
+        meter_event,
+        Locations.meter,
+        "unknown_meter",
+        "$.meter_id",
+    ),
+    DEVICE_EVENTS: _Route(
+        "device",
+        fast_device,
+        parse_device_event,
+        device_event,
+        Locations.device,
+        "unknown_device",
+        "$.device_id",
+    ),
+    CUSTOMER_REPORTS: _Route(
+        "customer",
+        fast_customer,
+        parse_customer_report,
+        customer_report,
+        Locations.customer,
+        "unknown_customer",
+        "$.customer_id",
+    ),
 }

@@ -18,22 +18,39 @@ OCCURRED = "2026-07-14T08:02:11+08:00"
 
 
 def meter(event_type: str, **extra: Any) -> dict[str, Any]:
-    return {"event_id": "m-1", "meter_id": "M000001", "type": event_type,
-            "occurred_at": OCCURRED, **extra}
+    return {
+        "event_id": "m-1",
+        "meter_id": "M000001",
+        "type": event_type,
+        "occurred_at": OCCURRED,
+        **extra,
+    }
 
 
 def device(state: str, lockout: bool = False, device_id: str = "F01-R1") -> dict[str, Any]:
-    return {"event_id": "d-1", "device_id": device_id, "occurred_at": OCCURRED,
-            "state": state, "lockout": lockout}
+    return {
+        "event_id": "d-1",
+        "device_id": device_id,
+        "occurred_at": OCCURRED,
+        "state": state,
+        "lockout": lockout,
+    }
 
 
 def report(kind: str, **extra: Any) -> dict[str, Any]:
-    return {"event_id": "c-1", "customer_id": "C000002", "occurred_at": OCCURRED,
-            "channel": "phone", "kind": kind, **extra}
+    return {
+        "event_id": "c-1",
+        "customer_id": "C000002",
+        "occurred_at": OCCURRED,
+        "channel": "phone",
+        "kind": kind,
+        **extra,
+    }
 
 
-def run(topic: str, value: dict[str, Any] | bytes, topology: Topology,
-        dedup: DedupWindow | None = None) -> Signal | DeadLetter | Duplicate:
+def run(
+    topic: str, value: dict[str, Any] | bytes, topology: Topology, dedup: DedupWindow | None = None
+) -> Signal | DeadLetter | Duplicate:
     raw = value if isinstance(value, bytes) else orjson.dumps(value)
     window = DedupWindow(100) if dedup is None else dedup
     return process(raw, topic, b"K1", 3, 42, NOW, topology, window)
@@ -52,7 +69,12 @@ def dead_of(topic: str, value: dict[str, Any] | bytes, topology: Topology) -> De
     assert isinstance(out, DeadLetter), out
     wire = parse_dead_letter(out.to_json())
     assert (wire.service, wire.topic, wire.partition, wire.offset, wire.key) == (
-        "ingest", topic, 3, 42, "K1")
+        "ingest",
+        topic,
+        3,
+        42,
+        "K1",
+    )
     return out
 
 
@@ -62,15 +84,27 @@ class TestMeterMapping:
         [
             (meter("last_gasp"), "power_off", {}),
             (meter("power_restore"), "power_on", {}),
-            (meter("voltage", interval_s=900, v_avg=205.1, v_min=199.0, v_max=210.2), "voltage",
-             {"interval_s": 900, "v_avg": 205.1, "v_min": 199.0, "v_max": 210.2}),
-            (meter("sag", magnitude_v=150.0, duration_ms=120), "sag",
-             {"magnitude_v": 150.0, "duration_ms": 120}),
-            (meter("swell", magnitude_v=250.0, duration_ms=80), "swell",
-             {"magnitude_v": 250.0, "duration_ms": 80}),
+            (
+                meter("voltage", interval_s=900, v_avg=205.1, v_min=199.0, v_max=210.2),
+                "voltage",
+                {"interval_s": 900, "v_avg": 205.1, "v_min": 199.0, "v_max": 210.2},
+            ),
+            (
+                meter("sag", magnitude_v=150.0, duration_ms=120),
+                "sag",
+                {"magnitude_v": 150.0, "duration_ms": 120},
+            ),
+            (
+                meter("swell", magnitude_v=250.0, duration_ms=80),
+                "swell",
+                {"magnitude_v": 250.0, "duration_ms": 80},
+            ),
             (meter("ping_response", energized=True), "power_on", {"ping": True, "energized": True}),
-            (meter("ping_response", energized=False), "power_off",
-             {"ping": True, "energized": False}),
+            (
+                meter("ping_response", energized=False),
+                "power_off",
+                {"ping": True, "energized": False},
+            ),
         ],
     )
     def test_meter_event_maps_to_kind_and_data(
@@ -81,8 +115,13 @@ class TestMeterMapping:
 
     def test_meter_is_enriched_up_to_the_feeder(self, topology: Topology) -> None:
         sig = signal_of(METER_EVENTS, meter("last_gasp"), topology)
-        assert (sig.feeder_id, sig.device_id, sig.transformer_id, sig.meter_id,
-                sig.customer_id) == ("F01", "F01-R1", "T0001", "M000001", "C000001")
+        assert (
+            sig.feeder_id,
+            sig.device_id,
+            sig.transformer_id,
+            sig.meter_id,
+            sig.customer_id,
+        ) == ("F01", "F01-R1", "T0001", "M000001", "C000001")
         assert sig.key == b"F01"
 
     def test_times_are_utc_and_received_at_is_the_service_clock(self, topology: Topology) -> None:
@@ -96,8 +135,11 @@ class TestMeterMapping:
 class TestDeviceMapping:
     @pytest.mark.parametrize(
         ("state", "lockout", "kind"),
-        [("open", True, "device_open"), ("open", False, "device_open"),
-         ("closed", False, "device_close")],
+        [
+            ("open", True, "device_open"),
+            ("open", False, "device_open"),
+            ("closed", False, "device_close"),
+        ],
     )
     def test_device_state_maps_to_kind_with_lockout(
         self, topology: Topology, state: str, lockout: bool, kind: str
@@ -105,15 +147,23 @@ class TestDeviceMapping:
         sig = signal_of(DEVICE_EVENTS, device(state, lockout), topology)
         assert (sig.kind, sig.data, sig.source) == (kind, {"lockout": lockout}, "device")
         assert (sig.feeder_id, sig.device_id, sig.transformer_id, sig.customer_id) == (
-            "F01", "F01-R1", None, None)
+            "F01",
+            "F01-R1",
+            None,
+            None,
+        )
 
 
 class TestCustomerMapping:
     @pytest.mark.parametrize(
         ("kind", "signal_kind"),
-        [("no_power", "call_no_power"), ("partial_power", "call_partial"),
-         ("low_voltage", "call_low_voltage"), ("flicker", "call_flicker"),
-         ("still_out", "call_still_out")],
+        [
+            ("no_power", "call_no_power"),
+            ("partial_power", "call_partial"),
+            ("low_voltage", "call_low_voltage"),
+            ("flicker", "call_flicker"),
+            ("still_out", "call_still_out"),
+        ],
     )
     def test_report_kind_maps_to_call_kind(
         self, topology: Topology, kind: str, signal_kind: str
@@ -121,16 +171,27 @@ class TestCustomerMapping:
         sig = signal_of(CUSTOMER_REPORTS, report(kind, text="lights out"), topology)
         assert (sig.kind, sig.source) == (signal_kind, "customer")
         assert sig.data == {"channel": "phone", "text": "lights out"}
-        assert (sig.feeder_id, sig.device_id, sig.transformer_id, sig.meter_id,
-                sig.customer_id) == ("F01", "F01-R1", "T0001", "M000002", "C000002")
+        assert (
+            sig.feeder_id,
+            sig.device_id,
+            sig.transformer_id,
+            sig.meter_id,
+            sig.customer_id,
+        ) == ("F01", "F01-R1", "T0001", "M000002", "C000002")
 
     def test_survey_carries_score_incident_and_text(self, topology: Topology) -> None:
-        sig = signal_of(CUSTOMER_REPORTS,
-                        report("survey", score=4, incident_id="INC-1", text="quick fix"),
-                        topology)
+        sig = signal_of(
+            CUSTOMER_REPORTS,
+            report("survey", score=4, incident_id="INC-1", text="quick fix"),
+            topology,
+        )
         assert sig.kind == "survey"
-        assert sig.data == {"channel": "phone", "score": 4, "incident_id": "INC-1",
-                            "text": "quick fix"}
+        assert sig.data == {
+            "channel": "phone",
+            "score": 4,
+            "incident_id": "INC-1",
+            "text": "quick fix",
+        }
 
 
 class TestDeadLetters:
@@ -150,12 +211,14 @@ class TestDeadLetters:
     @pytest.mark.parametrize(
         ("topic", "value", "path"),
         [
-            (METER_EVENTS, meter("voltage", interval_s=900, v_avg=1.0, v_min="x", v_max=2.0),
-             "$.v_min"),
+            (
+                METER_EVENTS,
+                meter("voltage", interval_s=900, v_avg=1.0, v_min="x", v_max=2.0),
+                "$.v_min",
+            ),
             (METER_EVENTS, meter("explode"), "$.type"),
             (METER_EVENTS, {"event_id": "m-1"}, "$.type"),
-            (METER_EVENTS, meter("last_gasp", occurred_at="2026-07-14T08:02:11"),
-             "$.occurred_at"),
+            (METER_EVENTS, meter("last_gasp", occurred_at="2026-07-14T08:02:11"), "$.occurred_at"),
             (DEVICE_EVENTS, {**device("open"), "state": "ajar"}, "$.state"),
             (CUSTOMER_REPORTS, report("survey"), "$.score"),
         ],
@@ -171,8 +234,12 @@ class TestDeadLetters:
 
     @pytest.mark.parametrize(
         "occurred_at",
-        ["2026-07-06T23:00:00+00:00", "2026-07-14T00:10:01+00:00", "0001-01-01T00:00:00+08:00",
-         "9999-12-31T23:59:59-12:00"],
+        [
+            "2026-07-06T23:00:00+00:00",
+            "2026-07-14T00:10:01+00:00",
+            "0001-01-01T00:00:00+08:00",
+            "9999-12-31T23:59:59-12:00",
+        ],
     )
     def test_timestamps_outside_the_window_are_rejected(
         self, topology: Topology, occurred_at: str
@@ -186,17 +253,26 @@ class TestDeadLetters:
     def test_timestamps_at_the_edges_are_accepted(
         self, topology: Topology, occurred_at: str
     ) -> None:
-        assert isinstance(run(METER_EVENTS, meter("last_gasp", occurred_at=occurred_at),
-                              topology), Signal)
+        assert isinstance(
+            run(METER_EVENTS, meter("last_gasp", occurred_at=occurred_at), topology), Signal
+        )
 
     @pytest.mark.parametrize(
         ("topic", "value", "code", "path"),
         [
-            (METER_EVENTS, {**meter("last_gasp"), "meter_id": "M999"}, "unknown_meter",
-             "$.meter_id"),
+            (
+                METER_EVENTS,
+                {**meter("last_gasp"), "meter_id": "M999"},
+                "unknown_meter",
+                "$.meter_id",
+            ),
             (DEVICE_EVENTS, device("open", device_id="F09-X"), "unknown_device", "$.device_id"),
-            (CUSTOMER_REPORTS, {**report("no_power"), "customer_id": "C9"}, "unknown_customer",
-             "$.customer_id"),
+            (
+                CUSTOMER_REPORTS,
+                {**report("no_power"), "customer_id": "C9"},
+                "unknown_customer",
+                "$.customer_id",
+            ),
         ],
     )
     def test_ids_missing_from_the_topology_are_unknown(
@@ -234,9 +310,7 @@ class TestDuplicates:
         assert isinstance(first, Signal)
         assert second == Duplicate("m-1", "meter")
 
-    def test_same_event_id_from_another_source_is_not_a_duplicate(
-        self, topology: Topology
-    ) -> None:
+    def test_same_event_id_from_another_source_is_not_a_duplicate(self, topology: Topology) -> None:
         window = DedupWindow(100)
         run(METER_EVENTS, {**meter("last_gasp"), "event_id": "x"}, topology, window)
         out = run(DEVICE_EVENTS, {**device("open"), "event_id": "x"}, topology, window)

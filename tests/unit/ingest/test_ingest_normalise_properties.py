@@ -20,15 +20,25 @@ NOW = datetime(2026, 7, 14, 0, 5, tzinfo=UTC)
 TOPICS = st.sampled_from([METER_EVENTS, DEVICE_EVENTS, CUSTOMER_REPORTS])
 
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers()
-    | st.floats() | st.text(),  # json.dumps writes NaN/Infinity: must be dead-lettered
-    lambda children: st.lists(children, max_size=4)
-    | st.dictionaries(st.text(max_size=8), children, max_size=4),
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats()
+    | st.text(),  # json.dumps writes NaN/Infinity: must be dead-lettered
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
+    ),
     max_leaves=12,
 )
 timestamps = st.sampled_from(
-    ["2026-07-14T08:02:11+08:00", "2026-07-14T00:00:00Z", "2026-07-14T08:02:11",
-     "0001-01-01T00:00:00+08:00", "9999-12-31T23:59:59-14:00", "yesterday"]
+    [
+        "2026-07-14T08:02:11+08:00",
+        "2026-07-14T00:00:00Z",
+        "2026-07-14T08:02:11",
+        "0001-01-01T00:00:00+08:00",
+        "9999-12-31T23:59:59-14:00",
+        "yesterday",
+    ]
 ) | st.datetimes(timezones=st.timezones()).map(lambda d: d.isoformat())
 ids = st.sampled_from(["M000001", "M000003", "F01-R1", "F02-BKR", "C000002", "nope", ""])
 # Nearly valid events: the right field names with arbitrary values, so that the later
@@ -39,15 +49,25 @@ near_events = st.fixed_dictionaries(
         "occurred_at": timestamps,
     },
     optional={
-        "meter_id": ids, "device_id": ids, "customer_id": ids,
-        "type": st.sampled_from(["last_gasp", "power_restore", "voltage", "sag", "swell",
-                                 "ping_response", "other"]),
-        "state": st.sampled_from(["open", "closed", "x"]), "lockout": json_values,
+        "meter_id": ids,
+        "device_id": ids,
+        "customer_id": ids,
+        "type": st.sampled_from(
+            ["last_gasp", "power_restore", "voltage", "sag", "swell", "ping_response", "other"]
+        ),
+        "state": st.sampled_from(["open", "closed", "x"]),
+        "lockout": json_values,
         "channel": st.sampled_from(["phone", "app", "fax"]),
         "kind": st.sampled_from(["no_power", "survey", "flicker", "zzz"]),
-        "score": json_values, "text": json_values, "incident_id": json_values,
-        "energized": json_values, "interval_s": json_values, "v_avg": json_values,
-        "v_min": json_values, "v_max": json_values, "magnitude_v": json_values,
+        "score": json_values,
+        "text": json_values,
+        "incident_id": json_values,
+        "energized": json_values,
+        "interval_s": json_values,
+        "v_avg": json_values,
+        "v_min": json_values,
+        "v_max": json_values,
+        "magnitude_v": json_values,
         "duration_ms": json_values,
     },
 )

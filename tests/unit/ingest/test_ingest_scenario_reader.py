@@ -16,23 +16,37 @@ def line(**fields: object) -> bytes:
 
 class TestScenarioReader:
     def test_key_and_at_default_from_the_value(self) -> None:
-        value = {"event_id": "m-1", "meter_id": "M000001", "type": "last_gasp",
-                 "occurred_at": "2026-07-14T08:02:11+08:00"}
+        value = {
+            "event_id": "m-1",
+            "meter_id": "M000001",
+            "type": "last_gasp",
+            "occurred_at": "2026-07-14T08:02:11+08:00",
+        }
         [parsed] = parse_scenario_lines([line(topic="grid.meter-events.v1", value=value)])
         assert parsed.key == b"M000001"
         assert parsed.at == datetime(2026, 7, 14, 8, 2, 11, tzinfo=CST)
         assert orjson.loads(parsed.value) == value
 
     def test_explicit_key_and_at_win(self) -> None:
-        [parsed] = parse_scenario_lines([line(
-            topic="grid.device-events.v1", key="K", at="2026-07-14T09:00:00Z",
-            value={"device_id": "D", "occurred_at": "2026-07-14T08:00:00Z"})])
+        [parsed] = parse_scenario_lines(
+            [
+                line(
+                    topic="grid.device-events.v1",
+                    key="K",
+                    at="2026-07-14T09:00:00Z",
+                    value={"device_id": "D", "occurred_at": "2026-07-14T08:00:00Z"},
+                )
+            ]
+        )
         assert (parsed.key, parsed.at) == (b"K", datetime(2026, 7, 14, 9, tzinfo=UTC))
 
     def test_each_topic_uses_its_own_key_field(self) -> None:
         lines = [
-            line(topic="grid.customer-reports.v1", at="2026-07-14T09:00:00Z",
-                 value={"customer_id": "C1"}),
+            line(
+                topic="grid.customer-reports.v1",
+                at="2026-07-14T09:00:00Z",
+                value={"customer_id": "C1"},
+            ),
             line(topic="topology.changed.v1", at="2026-07-14T09:00:00Z", value={"version": 2}),
             line(topic="some.other.topic", at="2026-07-14T09:00:00Z", value={"id": "x"}),
         ]
@@ -40,8 +54,10 @@ class TestScenarioReader:
 
     def test_raw_line_is_sent_verbatim_at_the_previous_time(self) -> None:
         lines = [
-            line(topic="grid.meter-events.v1", value={"meter_id": "M1",
-                                                      "occurred_at": "2026-07-14T08:00:00Z"}),
+            line(
+                topic="grid.meter-events.v1",
+                value={"meter_id": "M1", "occurred_at": "2026-07-14T08:00:00Z"},
+            ),
             line(topic="grid.meter-events.v1", raw="{not json", key="M1"),
         ]
         first, second = parse_scenario_lines(lines)
