@@ -115,13 +115,23 @@ class FeederStateCache:
         return self.corr.s.incidents.get(incident_id)
 
     async def save(
-        self, session: AsyncSession, now: datetime, extra: list[Incident] | None = None
+        self,
+        session: AsyncSession,
+        now: datetime,
+        extra: list[Incident] | None = None,
+        metas: dict[str, IncidentMeta] | None = None,
     ) -> list[Incident]:
         """Write what changed on the locked feeders, bump them; the incidents written.
 
         ``extra`` are incidents changed outside the correlator (loaded on their own, e.g. a
-        note on a closed incident); they are saved the same way.
+        note on a closed incident); they are saved the same way. ``metas`` (by incident id)
+        supplies what the database holds of incidents the cache holds no meta for (``extra``
+        loaded on their own) and receives every meta this save used: the cache drops the
+        metas of incidents it does not hold, so a second save in the same unit of work must
+        pass the same dict to continue from the first (version, timeline numbering).
         """
+        if metas is None:
+            metas = {}
         corr, s, net = self.corr, self.corr.s, self.corr.net
         dirty = corr.take_dirty()
         touched, corr.touched_incidents = corr.touched_incidents, {}
@@ -145,8 +155,12 @@ class FeederStateCache:
                 changed.add(f)
         await save_devices(session, devices)
         incidents = [touched[i] for i in sorted(touched)]
-        metas = [self.metas.setdefault(inc.id, IncidentMeta()) for inc in incidents]
-        pairs = list(zip(incidents, metas, strict=True))
+        for inc in incidents:
+            if inc.id in s.incidents:
+                metas[inc.id] = self.metas.setdefault(inc.id, IncidentMeta())
+            else:  # finished just now (cache meta) or never held (caller's meta), else new
+                metas[inc.id] = metas.get(inc.id) or self.metas.get(inc.id) or IncidentMeta()
+        pairs = [(inc, metas[inc.id]) for inc in incidents]
         moved = [g for inc, m in pairs for g in gone_interruptions(inc, m)]
         await delete_interruptions(session, moved)
         for inc, meta in pairs:

@@ -9,7 +9,7 @@ caller commits. Extension points for the voltage, SLA and impact code live on
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -21,7 +21,7 @@ from pydantic import ValidationError
 from schemas.lifecycle import IncidentSnapshot
 from schemas.parsing import parse_signal
 from schemas.signals import Signal
-from schemas.topics import DEAD_LETTER, LIFECYCLE, SIGNALS
+from schemas.topics import DEAD_LETTER, DELIVERIES, LIFECYCLE, SIGNALS
 from services.common.bus.base import Record
 from services.common.clock import Clock
 from services.common.db import UnitOfWork
@@ -29,7 +29,7 @@ from services.common.outbox import add_to_outbox
 from services.incidents.domain.meter_state import SignalIn
 from services.incidents.domain.model import Event, Incident
 from services.incidents.feeder_cache import FeederStateCache
-from services.incidents.state_store import mark_processed, processed_ids
+from services.incidents.state_store import IncidentMeta, mark_processed, processed_ids
 
 log = structlog.get_logger(__name__)
 
@@ -51,10 +51,11 @@ class IncidentTopics:
     signals: str = SIGNALS
     lifecycle: str = LIFECYCLE
     dead_letter: str = DEAD_LETTER
+    deliveries: str = DELIVERIES
 
     @classmethod
     def prefixed(cls, prefix: str) -> IncidentTopics:
-        return cls(prefix + SIGNALS, prefix + LIFECYCLE, prefix + DEAD_LETTER)
+        return cls(*(prefix + t for t in (SIGNALS, LIFECYCLE, DEAD_LETTER, DELIVERIES)))
 
 
 @dataclass(slots=True)
@@ -154,29 +155,29 @@ async def finish(
     events: list[Event],
     now: datetime,
     extra: list[Incident] | None = None,
+    metas: Mapping[str, IncidentMeta] | None = None,
 ) -> list[Incident]:
     """Save what changed, run the changed-incident hooks, queue every event in the outbox.
 
     For handlers and hooks that mutate the cache's correlator (or incidents loaded on their
-    own, passed as ``extra``) after :meth:`FeederStateCache.acquire`.
+    own, passed as ``extra`` with the ``metas`` they were loaded with) after
+    :meth:`FeederStateCache.acquire`. The metas of both saves are kept here, so an incident
+    the cache does not hold (closed, voltage) or stops holding (just finished) is saved the
+    second time from what the first save wrote, never from scratch.
     """
     cache = ctx.cache
-    changed = await cache.save(uow.session, now, extra)
+    used: dict[str, IncidentMeta] = dict(metas or {})
+    changed = await cache.save(uow.session, now, extra, used)
     if changed and ctx.incident_changed_hooks:
         for hook in ctx.incident_changed_hooks:
             await hook(uow, changed, ctx)
-        again = [i for i in changed if i.events or i.snapshot() != _saved_snapshot(cache, i)]
+        again = [i for i in changed if i.events or i.snapshot() != used[i.id].snapshot]
         for inc in again:
             events.extend(inc.drain_events())
         if again:
-            await cache.save(uow.session, now, again)
+            await cache.save(uow.session, now, again, used)
     await _outbox(uow, ctx, events, now)
     return changed
-
-
-def _saved_snapshot(cache: FeederStateCache, inc: Incident) -> dict[str, Any] | None:
-    meta = cache.metas.get(inc.id)
-    return meta.snapshot if meta is not None else None
 
 
 def wire_message(e: Event) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
+import sqlalchemy as sa
 import structlog
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -79,25 +80,33 @@ async def apply_deliveries(uow: UnitOfWork, records: Sequence[Record], ctx: Hand
     first notice moved earlier. Returns the number of first notices recorded."""
     session = uow.session
     adapter = TOPICS[DELIVERIES].adapter
-    changed: set[str] = set()
+    sent = []
     for r in records:
         try:
             d = adapter.validate_json(r.value)
         except ValidationError:
             log.warning("unreadable delivery skipped", topic=r.topic, offset=r.offset)
             continue
-        if d.status != "sent" or d.stage in NOT_A_NOTICE:
-            continue
-        if await record_first_notice(
-            session, d.incident_id, d.customer_id, d.occurred_at, d.stage, d.channel
-        ):
-            changed.add(d.incident_id)
-    if not changed:
+        if d.status == "sent" and d.stage not in NOT_A_NOTICE:
+            sent.append(d)
+    if not sent:
         return 0
+    # The cache lock before the first write: on SQLite the transaction's first statement
+    # takes the database write lock, and a writer holding it must not wait for this lock.
     async with ctx.cache.lock:
+        changed: set[str] = set()
+        for d in sent:
+            if await record_first_notice(
+                session, d.incident_id, d.customer_id, d.occurred_at, d.stage, d.channel
+            ):
+                changed.add(d.incident_id)
+        if not changed:
+            return 0
         ctx.cache.begin()
-        loaded, metas = await load_incidents(session, orm.incidents.c.id.in_(sorted(changed)))
-        await ctx.cache.acquire(session, {i.feeder_id for i in loaded.values()})
+        t, ids = orm.incidents, sorted(changed)
+        feeders = await session.scalars(sa.select(t.c.feeder_id).where(t.c.id.in_(ids)))
+        await ctx.cache.acquire(session, set(feeders))  # lock, then read the current rows
+        loaded, metas = await load_incidents(session, t.c.id.in_(ids))
         incidents = [ctx.cache.incident(i) or inc for i, inc in sorted(loaded.items())]
         await save_changed(uow, ctx, incidents, metas, ctx.clock.now())
     return len(changed)
@@ -109,6 +118,7 @@ def deliveries_consumer(
     ctx: HandlerContext,
     *,
     topic: str = DELIVERIES,
+    group_id: str = DELIVERIES_GROUP,
     batch_size: int = 500,
     poll_timeout_s: float = 1.0,
 ) -> BatchConsumer:
@@ -120,7 +130,7 @@ def deliveries_consumer(
         await apply_deliveries(uow, records, ctx)
 
     return BatchConsumer(
-        bus, [topic], group_id=DELIVERIES_GROUP, sessions=sessions, apply=apply,
+        bus, [topic], group_id=group_id, sessions=sessions, apply=apply,
         storage=OffsetStorage.DATABASE, schema="incidents", batch_size=batch_size,
         poll_timeout_s=poll_timeout_s, client_id="incidents-deliveries",
     )  # fmt: skip

@@ -1,9 +1,12 @@
 """The incidents service: grid.signals.v1 → incidents in PostgreSQL → incidents.lifecycle.v1.
 
 Wiring only: the rules live in ``services.incidents.domain``, the unit-of-work handlers in
-``services.incidents.handlers`` and ``actions``. Runs in-process in the demo (MemoryBus,
-``run_once`` / ``run_due`` / ``relay_once`` on a virtual clock; build the settings with
-``incidents_poll_timeout_s=0``) and as ``outagedesk serve incidents`` (``run_forever``).
+``services.incidents.handlers`` and ``actions``; voltage monitoring, the SLA clock and
+satisfaction impact are hooks (:func:`services.incidents.quality_hooks.install`), and a
+second consumer reads ``notify.deliveries.v1`` into first notices. Runs in-process in the
+demo (MemoryBus, ``run_once`` / ``run_due`` / ``relay_once`` on a virtual clock; build the
+settings with ``incidents_poll_timeout_s=0``) and as ``outagedesk serve incidents``
+(``run_forever``).
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from services.common.topology.model import Topology
 from services.incidents.domain.policy_rules import correlation_rules
 from services.incidents.feeder_cache import FeederStateCache
 from services.incidents.handlers import HandlerContext, IncidentTopics, apply_signals, run_timers
+from services.incidents.quality_hooks import deliveries_consumer, install
 from services.incidents.settings import IncidentsSettings
 
 log = structlog.get_logger(__name__)
@@ -63,8 +67,10 @@ class IncidentsService:
         self.topics = IncidentTopics.prefixed(prefix) if prefix else IncidentTopics()
         self.cache = FeederStateCache(topology or Topology.build([], [], [], []), self.rules)
         self.ctx = HandlerContext(self.cache, clock, self.topics)
+        self.quality = install(self.ctx, policy, settings.timezone)
         self.readiness = Readiness()
         self._consumer: BatchConsumer | None = None
+        self._deliveries: BatchConsumer | None = None
         self._producer: Producer | None = None
         self._relay: OutboxRelay | None = None
         self._topology_consumer: Consumer | None = None
@@ -75,7 +81,9 @@ class IncidentsService:
     async def start(self) -> None:
         """Create topics, load the topology, open the producer and join the group."""
         t = self.topics
-        await self._bus.create_topics([t.signals, t.lifecycle, t.dead_letter, TOPOLOGY_CHANGED])
+        await self._bus.create_topics(
+            [t.signals, t.lifecycle, t.dead_letter, t.deliveries, TOPOLOGY_CHANGED]
+        )
         if self._static_topology is None:
             self._topology_consumer = await self._bus.consumer(
                 [TOPOLOGY_CHANGED],
@@ -99,7 +107,18 @@ class IncidentsService:
             client_id="incidents",
         )
         await self._consumer.start()
+        self._deliveries = deliveries_consumer(
+            self._bus,
+            self._sessions,
+            self.ctx,
+            topic=t.deliveries,
+            group_id=f"{self.settings.incidents_group_id}-deliveries",
+            batch_size=self.settings.consumer_batch_size,
+            poll_timeout_s=self.settings.incidents_poll_timeout_s,
+        )
+        await self._deliveries.start()
         self.readiness.add("consumer", self._consumer.check)
+        self.readiness.add("deliveries", self._deliveries.check)
         log.info("incidents started", group=self.settings.incidents_group_id)
 
     async def stop(self) -> None:
@@ -107,6 +126,9 @@ class IncidentsService:
         if self._consumer is not None:
             consumer, self._consumer = self._consumer, None
             await consumer.stop()
+        if self._deliveries is not None:
+            deliveries, self._deliveries = self._deliveries, None
+            await deliveries.stop()
         if self._topology_consumer is not None:
             tc, self._topology_consumer = self._topology_consumer, None
             await tc.stop()
@@ -117,7 +139,14 @@ class IncidentsService:
     # --- one step each (the demo drives these on a virtual clock) ------------------------
     async def run_once(self, max_records: int | None = None) -> int:
         """Refresh the topology if it changed, then consume, apply and commit one batch of
-        signals (offsets stored in the same transaction); the number of records."""
+        signals and one of deliveries (offsets stored in the same transactions); the number
+        of records."""
+        n = await self._run_signals(max_records)
+        if self._deliveries is not None:
+            n += await self._deliveries.run_once(max_records)
+        return n
+
+    async def _run_signals(self, max_records: int | None = None) -> int:
         await self.refresh_topology()
         n = await self._batch_consumer.run_once(max_records)
         if n:
@@ -162,8 +191,10 @@ class IncidentsService:
     async def run_forever(self, stop: asyncio.Event) -> None:
         """Consumer, timer and relay loops until ``stop`` is set; outages are waited out."""
         assert self._relay is not None
+        assert self._deliveries is not None
         tasks = [
             asyncio.create_task(self._consume_forever(stop), name="incidents-consumer"),
+            asyncio.create_task(self._deliveries.run_forever(stop), name="incidents-deliveries"),
             asyncio.create_task(self._timers_forever(stop), name="incidents-timers"),
             asyncio.create_task(self._relay.run_forever(stop), name="incidents-relay"),
         ]
@@ -182,7 +213,7 @@ class IncidentsService:
         consumer = self._batch_consumer
         while not stop.is_set():
             try:
-                await self.run_once()
+                await self._run_signals()
             except RETRYABLE_ERRORS as exc:
                 consumer.ready = False
                 delay = backoff.next_delay()
@@ -223,6 +254,8 @@ class IncidentsService:
     async def _on_revoked(self, tps: set[TopicPartition]) -> None:
         async with self.cache.lock:
             self.cache.evict_partitions({tp.partition for tp in tps})
+            # monitors of transformers on those feeders may be advanced by another consumer
+            self.quality.watch.forget()
 
     async def _load_topology(self) -> None:
         from services.common.topology.repository import load_topology
