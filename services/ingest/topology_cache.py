@@ -67,7 +67,7 @@ class TopologyCache:
         async with UnitOfWork(self._sessions) as uow:
             topology = await self._load(uow.session)
         self.current = topology
-        self.locations = Locations(topology)
+        self.locations = Locations(topology).prime()
         self._stale = False
         self.reloads += 1
         log.info(

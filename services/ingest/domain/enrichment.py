@@ -81,6 +81,15 @@ class Locations:
         self._customers: dict[str, Location] = {}
         self._devices: dict[str, Location] = {}
 
+    def prime(self) -> Locations:
+        """Resolve every meter now (a reload, off the hot path) rather than on first use."""
+        for customer in self.topology.customers.values():
+            loc = _via_customer(self.topology, customer.id, customer.meter)
+            if loc is not None:
+                self._meters[customer.meter] = loc
+                self._customers[customer.id] = loc
+        return self
+
     def meter(self, meter_id: str) -> Location | None:
         """As :func:`locate_meter`."""
         loc = self._meters.get(meter_id)
