@@ -2,9 +2,11 @@
 
 :func:`perform_action` locks the incident's feeder (and the survivor's, for a merge), makes
 the cache current, checks the ``If-Match`` version, applies the action through the
-correlator (or, for an incident no longer held — closed, merged… — on a copy loaded from
-the database), saves, queues the lifecycle events and appends an audit row with the
-snapshots before and after. Errors are the typed ones of :mod:`services.incidents.errors`.
+correlator (or, for an incident it does not hold — voltage, planned, finished outages — with
+the lifecycle functions on a copy loaded from the database under the same feeder lock, per
+the kind's transition table), saves (both through ``handlers.finish``), queues the
+lifecycle events and appends an audit row with the snapshots before and after, all in the
+caller's transaction. Errors are the typed ones of :mod:`services.incidents.errors`.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from services.incidents.domain.rollup import Point
 from services.incidents.errors import InvalidRequest, InvalidTransition, NotFound, VersionMismatch
 from services.incidents.handlers import HandlerContext, finish
 from services.incidents.incident_queries import IncidentDetail, get_incident
-from services.incidents.state_store import load_incidents
+from services.incidents.state_store import IncidentMeta, load_incidents
 
 ACTIONS = (
     "acknowledge", "crew", "arrived", "etr", "restore", "close", "cancel", "merge", "notes",
@@ -47,18 +49,20 @@ async def perform_action(
     if action not in ACTIONS:
         raise InvalidRequest(f"unknown action {action!r}; expected one of {', '.join(ACTIONS)}")
     session, cache = uow.session, ctx.cache
-    head = await _head(session, incident_id)
-    if head is None:
-        raise NotFound(f"incident {incident_id} not found")
-    feeders = {head.feeder_id}
-    into_id = str(params.get("into") or "") if action == "merge" else ""
-    if action == "merge":
-        into = await _head(session, into_id)
-        if into is None:
-            raise InvalidRequest(f"merge target {into_id!r} not found")
-        feeders.add(into.feeder_id)
     now = ctx.clock.now()
+    # The cache lock before the first statement: on SQLite a transaction's first statement
+    # takes the database write lock, and whoever holds the cache lock may be waiting for it.
     async with cache.lock:
+        head = await _head(session, incident_id)
+        if head is None:
+            raise NotFound(f"incident {incident_id} not found")
+        feeders = {head.feeder_id}
+        into_id = str(params.get("into") or "") if action == "merge" else ""
+        if action == "merge":
+            into = await _head(session, into_id)
+            if into is None:
+                raise InvalidRequest(f"merge target {into_id!r} not found")
+            feeders.add(into.feeder_id)
         cache.begin()
         await cache.acquire(session, feeders)
         head = await _head(session, incident_id)  # re-read under the feeder lock
@@ -67,10 +71,10 @@ async def perform_action(
             raise VersionMismatch(incident_id, if_match_version, head.version)
         held = cache.incident(incident_id)
         extra: list[Incident] = []
-        if held is None:
+        metas: dict[str, IncidentMeta] = {}
+        if held is None:  # voltage, planned, finished outages: loaded on their own
             incs, metas = await load_incidents(session, orm.incidents.c.id == incident_id)
             held = incs[incident_id]
-            cache.metas[incident_id] = metas[incident_id]
             extra.append(held)
         try:
             events = _dispatch(ctx, held, extra, action, params, actor, now, into_id)
@@ -90,9 +94,7 @@ async def perform_action(
                 .where(orm.crews.c.id == str(params["crew_id"]))
                 .values(status="dispatched", current_incident_id=incident_id, updated_at=now)
             )
-        await finish(uow, ctx, events, now, extra)
-        if extra:
-            cache.metas.pop(incident_id, None)  # not held: reload next time
+        await finish(uow, ctx, events, now, extra, metas)
         await session.execute(
             sa.insert(orm.audit).values(
                 at=now,
@@ -142,10 +144,11 @@ def _dispatch(
         if not text:
             raise InvalidRequest("a note needs text")
         return act(lambda i: lifecycle.add_note(i, text, now, actor))
-    if standalone:  # only notes apply to an incident the correlator no longer holds
-        allowed = lifecycle.allowed_transitions(inc)
+    if inc.kind == "planned":  # its planned_outages row moves with it: planned-outages API
         raise InvalidTransition(
-            f"incident {inc.id} is {inc.status}; {action} is not possible", inc.status, allowed
+            f"planned incident {inc.id}: {action} goes through /api/v1/planned-outages",
+            inc.status,
+            lifecycle.allowed_transitions(inc),
         )
     if action == "acknowledge":
         return act(lambda i: lifecycle.acknowledge(i, now, actor))
@@ -162,17 +165,31 @@ def _dispatch(
             raise InvalidRequest("etr is required")
         etr, reason = when("etr"), str(params.get("reason") or "")
         return act(lambda i: lifecycle.set_etr(i, etr, now, actor, reason))
-    if action == "restore":
-        customers = params.get("customers")
-        points = [_point(ctx, p) for p in params.get("points") or ()] or None
-        return corr.restore(inc.id, when("at"), actor, customers, points)
     if action == "close":
         cause = str(params.get("cause") or "")
         if not cause:
             raise InvalidRequest("cause is required")
+        if standalone:
+            return act(lambda i: lifecycle.close(i, cause, now, actor))
         return corr.close(inc.id, cause, now, actor)
     if action == "cancel":
-        return corr.cancel(inc.id, str(params.get("reason") or "cancelled"), now, actor)
+        reason = str(params.get("reason") or "cancelled")
+        if standalone:
+            return act(lambda i: lifecycle.cancel(i, reason, now, actor))
+        return corr.cancel(inc.id, reason, now, actor)
+    if standalone:
+        # restore, merge and split move customers between outages the correlator holds;
+        # an incident it does not hold (voltage, planned, finished) has none to move
+        allowed = lifecycle.allowed_transitions(inc)
+        raise InvalidTransition(
+            f"incident {inc.id} ({inc.kind}) is {inc.status}; {action} is not possible",
+            inc.status,
+            allowed,
+        )
+    if action == "restore":
+        customers = params.get("customers")
+        points = [_point(ctx, p) for p in params.get("points") or ()] or None
+        return corr.restore(inc.id, when("at"), actor, customers, points)
     if action == "merge":
         if corr.s.incidents.get(into_id) is None:
             raise InvalidTransition(f"{into_id} is not open", inc.status, ())

@@ -64,6 +64,7 @@ class QualitySignals:
         batch_ids = [s.signal_id for s in signals]
         transitions: list[VoltageEvent] = []
         confirm_for: dict[str, datetime] = {}  # transformer → low_voltage report while open
+        reporters: dict[str, set[str]] = {}  # transformer → new reporters while open
         for s in signals:
             tx = s.transformer_id
             if tx is not None and tx not in topo.transformers:
@@ -124,14 +125,17 @@ class QualitySignals:
                 if new and s.kind == "call_low_voltage" and tx is not None and s.meter_id:
                     monitor = await self.watch.monitor(session, tx, s.occurred_at, batch_ids)
                     was_open = monitor.opened_at is not None
+                    known = s.customer_id in monitor.reporting_customers
                     found = monitor.add_report(
                         LowVoltageReport(s.signal_id, s.customer_id, s.meter_id, s.occurred_at)
                     )
                     transitions += found
                     if was_open and not found:
                         confirm_for.setdefault(tx, s.occurred_at)
+                        if not known:  # acknowledged once per incident, not per call
+                            reporters.setdefault(tx, set()).add(s.customer_id)
         incidents, metas = await apply_transitions(session, self.watch, transitions)
-        incidents += await _confirm_open(session, confirm_for, incidents, metas)
+        incidents += await _confirm_open(session, confirm_for, reporters, incidents, metas)
         if not incidents:
             return
         await ctx.cache.acquire(session, {i.feeder_id for i in incidents})
@@ -141,10 +145,12 @@ class QualitySignals:
 async def _confirm_open(
     session: AsyncSession,
     transformers: dict[str, datetime],
+    reporters: dict[str, set[str]],
     already: list[Incident],
     metas: dict[str, IncidentMeta],
 ) -> list[Incident]:
-    """Confirm detected voltage incidents that a customer's report now backs."""
+    """Confirm detected voltage incidents that a customer's report now backs, and list the
+    new reporters in a ``scope_changed`` (``reported``: notify acknowledges them)."""
     out: list[Incident] = []
     for tx, at in sorted(transformers.items()):
         current = next((i for i in already if i.transformer_id == tx), None)
@@ -156,10 +162,15 @@ async def _confirm_open(
             current = incs[row.id]
             metas.update(loaded)
             out.append(current)
+        when = max(at, current.detected_at)
         if current.status == "detected":
-            lifecycle.confirm(
-                current, max(at, current.detected_at), ACTOR, "customer reported low voltage"
-            )
+            lifecycle.confirm(current, when, ACTOR, "customer reported low voltage")
+        new = sorted(reporters.get(tx, ()))
+        if new:
+            current.record(
+                "scope_changed", when, ACTOR, f"low voltage reported by {', '.join(new)}",
+                added=new, reported=new,
+            )  # fmt: skip
     return out
 
 

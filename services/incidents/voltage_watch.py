@@ -142,7 +142,8 @@ class VoltageWatch:
             if e.trigger == "readings"
             else f"low voltage reported by {', '.join(e.reporting_customers)}, confirmed"
         )
-        inc.record("voltage_opened", e.occurred_at, ACTOR, why, added=customers)
+        inc.record("voltage_opened", e.occurred_at, ACTOR, why, added=customers,
+                   reported=e.reporters)  # fmt: skip
         if e.trigger == "report":
             # a customer's report and a reading agree: two independent pieces of evidence
             lifecycle.confirm(inc, e.occurred_at, ACTOR, "customer report confirmed by reading")

@@ -219,27 +219,36 @@ class Incident:
         restored: Iterable[str] = (),
         *,
         confirmed: bool = False,
+        reported: Iterable[str] = (),
     ) -> Event:
         """Append to the timeline and emit an event with the next gapless ``seq``.
 
         ``confirmed`` marks the restored customers as verified even when their restore was
-        inferred (the nested check found them no longer dark)."""
+        inferred (the nested check found them no longer dark). ``reported`` marks the added
+        customers who reported the problem themselves (``"reported": true``: notify
+        acknowledges a voltage report to them)."""
         if type_ not in EVENT_TYPES:
             raise ValueError(f"unknown lifecycle event type {type_!r}")
         self.timeline.append(TimelineEntry(at, actor, type_, detail))
         self.seq += 1
         added_ids, restored_ids = tuple(sorted(added)), tuple(sorted(restored))
+        reporters = frozenset(reported)
         event = Event(
             self.id, self.seq, type_, at, actor, self.snapshot(), added_ids, restored_ids,
-            tuple(self._added_entry(c) for c in added_ids),
+            tuple(self._added_entry(c, c in reporters) for c in added_ids),
             tuple(self._restored_entry(c, confirmed) for c in restored_ids),
         )  # fmt: skip
         self.events.append(event)
         return event
 
-    def _added_entry(self, customer_id: str) -> dict[str, Any]:
+    def _added_entry(self, customer_id: str, reported: bool) -> dict[str, Any]:
         intr = self.interruptions.get(customer_id)
-        return {"customer_id": customer_id, "interrupted_at": iso(intr.start if intr else None)}
+        entry: dict[str, Any] = {
+            "customer_id": customer_id, "interrupted_at": iso(intr.start if intr else None),
+        }  # fmt: skip
+        if reported:  # only then: outage events keep their shape
+            entry["reported"] = True
+        return entry
 
     def _restored_entry(self, customer_id: str, confirmed: bool) -> dict[str, Any]:
         intr = self.interruptions.get(customer_id)

@@ -20,7 +20,7 @@ from __future__ import annotations
 import bisect
 import math
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Literal
@@ -59,11 +59,16 @@ class LowVoltageReport:
 
 @dataclass(frozen=True, slots=True)
 class VoltageOpened:
+    """A transformer's voltage incident opens. ``reporting_customers`` are the reporters
+    whose report a reading confirmed (trigger ``report``); ``reporters`` every customer
+    with a pending low_voltage report when it opened (all are acknowledged)."""
+
     transformer_id: str
     occurred_at: datetime
     trigger: Literal["readings", "report"]
     meters: tuple[str, ...]
     reporting_customers: tuple[str, ...]
+    reporters: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,7 +195,7 @@ class VoltageMonitor:
         self._opened_at = event.occurred_at
         self._involved = set(event.meters)
         self._reporters = {r.customer_id for r in self._reports.values()}
-        return event
+        return replace(event, reporters=tuple(sorted(self._reporters)))
 
     def _try_resolve(self) -> VoltageResolved | None:
         opened_at = self._opened_at
