@@ -103,7 +103,9 @@ async def produce_input(bootstrap: str, topic: str, msgs: list[tuple[bytes, byte
     return time.perf_counter() - started
 
 
-async def raw_ceiling(bootstrap: str, src: str, sink: str, n: int, batch: int) -> float:
+async def raw_ceiling(
+    bootstrap: str, src: str, sink: str, n: int, batch: int
+) -> tuple[float, float]:
     consumer = AIOKafkaConsumer(src, bootstrap_servers=bootstrap, group_id=f"raw-{uuid.uuid4()}",
                                 enable_auto_commit=False, auto_offset_reset="earliest")
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True, acks="all")
@@ -111,26 +113,28 @@ async def raw_ceiling(bootstrap: str, src: str, sink: str, n: int, batch: int) -
     await producer.start()
     done = 0
     started = None
+    cpu = 0.0
     try:
         while done < n:
             batches = await consumer.getmany(timeout_ms=1000, max_records=batch)
             if not batches:
                 continue
-            started = started or time.perf_counter()
+            if started is None:
+                started, cpu = time.perf_counter(), time.process_time()
             futures = [await producer.send(sink, r.value, key=r.key)
                        for records in batches.values() for r in records]
             await asyncio.gather(*futures)
             await consumer.commit()
             done += len(futures)
         assert started is not None
-        return time.perf_counter() - started
+        return time.perf_counter() - started, time.process_time() - cpu
     finally:
         await consumer.stop()
         await producer.stop()
 
 
 async def ingest(bootstrap: str, prefix: str, topology: Topology, n: int, batch: int,
-                 database_url: str, profile: str | None) -> tuple[float, int]:
+                 database_url: str, profile: str | None) -> tuple[float, float, int]:
     engine = create_engine(database_url)
     await migrate_engine(engine, schemas=["ingest"])
 
@@ -152,19 +156,19 @@ async def ingest(bootstrap: str, prefix: str, topology: Topology, n: int, batch:
             if started is None:
                 handled = await service.run_once()
                 if handled:
-                    started = time.perf_counter() - 0.0
+                    started, cpu = time.perf_counter(), time.process_time()
                     if profiler:
                         profiler.enable()
                 done += handled
                 continue
             done += await service.run_once()
         assert started is not None
-        elapsed = time.perf_counter() - started
+        elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
         if profiler and profile:
             profiler.disable()
             profiler.dump_stats(profile)
         assert service.pipeline is not None
-        return elapsed, service.pipeline.signals_out
+        return elapsed, cpu, service.pipeline.signals_out
     finally:
         await service.stop()
         await bus.close()
@@ -195,17 +199,32 @@ async def main() -> None:
     t = await produce_input(args.bootstrap_servers, src, msgs)
     print(f"produced {len(msgs)} meter events in {t:.1f}s ({len(msgs) / t:,.0f}/s)")
 
-    raw_s = await raw_ceiling(args.bootstrap_servers, src, sink, args.events, args.batch)
-    raw_rate = args.events / raw_s
-    print(f"raw aiokafka consume+produce+commit: {raw_rate:,.0f} events/s ({raw_s:.1f}s)")
+    n = args.events
+    raw_s, raw_cpu = await raw_ceiling(args.bootstrap_servers, src, sink, n, args.batch)
+    raw_rate = n / raw_s
+    print(f"raw aiokafka consume+produce+commit: {raw_rate:,.0f} events/s ({raw_s:.1f}s, "
+          f"{raw_cpu / n * 1e6:.0f} us CPU/event in this process)")
 
-    ing_s, signals = await ingest(args.bootstrap_servers, prefix, topology, args.events,
-                                  args.batch, args.database_url, args.profile)
-    ing_rate = args.events / ing_s
+    ing_s, ing_cpu, signals = await ingest(args.bootstrap_servers, prefix, topology, n,
+                                           args.batch, args.database_url, args.profile)
+    ing_rate = n / ing_s
     print(f"ingest end to end (consume, normalise, signals acked, commit): "
-          f"{ing_rate:,.0f} events/s ({ing_s:.1f}s, {signals} signals)")
-    print(f"ratio ingest/raw: {ing_rate / raw_rate:.0%}")
-    print(f"topics left on the broker under prefix {prefix!r}")
+          f"{ing_rate:,.0f} events/s ({ing_s:.1f}s, {ing_cpu / n * 1e6:.0f} us CPU/event, "
+          f"{signals} signals)")
+    print(f"ratio ingest/raw: {ing_rate / raw_rate:.0%} (CPU per event: "
+          f"{raw_cpu / ing_cpu:.0%} of ingest's is the raw client's)")
+    print(f"load average at the end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+    await delete_topics(args.bootstrap_servers, prefix)
+
+
+async def delete_topics(bootstrap: str, prefix: str) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        names = [t for t in await admin.list_topics() if t.startswith(prefix)]
+        await admin.delete_topics(names)
+    finally:
+        await admin.close()
 
 
 if __name__ == "__main__":
