@@ -22,6 +22,7 @@ from services.common.health import Readiness, health_router
 from services.common.policy import Policy, load_policy
 from services.incidents.api.auth import TokenVerifier
 from services.incidents.api.context import ApiContext
+from services.incidents.api.input_guard import RejectNul
 from services.incidents.api.observability import RequestMetrics
 from services.incidents.api.problems import install_problem_handlers, move_problems_to_problem_json
 from services.incidents.api.routers import (
@@ -143,6 +144,7 @@ def create_app(
     for module in (incidents, crews, planned, customers, reports, events, dead_letters, audit):
         app.include_router(module.router)
     app.include_router(health_router(readiness, registry))
+    app.add_middleware(RejectNul)
     app.add_middleware(RequestMetrics, registry=registry)
 
     def openapi() -> dict[str, Any]:

@@ -8,6 +8,7 @@ also render FastAPI's request validation errors (422), unknown routes and method
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+import traceback
 from http import HTTPStatus
 from typing import Any
 
@@ -161,7 +162,9 @@ def install_problem_handlers(app: FastAPI, domain_errors: Iterable[type[Exceptio
         return domain_error_response(request, exc)
 
     async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
-        log.error("unhandled API error", path=request.url.path, error=repr(exc), exc_info=exc)
+        # the traceback as plain text: rendering it with locals can take seconds per error
+        trace = "".join(traceback.format_exception(exc))
+        log.error("unhandled API error", path=request.url.path, error=repr(exc), trace=trace)
         return problem_response(request, 500, "internal_error", "internal server error")
 
     app.add_exception_handler(ApiProblem, on_problem)

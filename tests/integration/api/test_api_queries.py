@@ -150,3 +150,41 @@ class TestPlannedOutages:
             assert r.status_code == 422, (bad, r.text)
         missing = await client.post("/api/v1/planned-outages/PLN-NOPE/start", headers=sup)
         assert missing.status_code == 404
+
+
+class TestReports:
+    async def test_formats_and_period_checks(
+        self, client: httpx.AsyncClient, sessions, handlers, auth
+    ) -> None:
+        m = auth("manager")
+        await open_outage(sessions, handlers, "F001-R1-FU1")
+        now = datetime.now(UTC)
+        period = {
+            "start": (now - timedelta(days=1)).isoformat(),
+            "end": (now + timedelta(hours=1)).isoformat(),
+        }
+        for kind in ("reliability", "sla", "voltage", "satisfaction"):
+            r = await client.get(f"/api/v1/reports/{kind}", params=period, headers=m)
+            assert r.status_code == 200, (kind, r.text)
+            assert r.headers["content-type"].startswith("application/json")
+            assert "period" in r.json()
+        csv = await client.get("/api/v1/reports/sla", params={**period, "format": "csv"}, headers=m)
+        assert csv.headers["content-type"].startswith("text/csv")
+        html = await client.get(
+            "/api/v1/reports/reliability",
+            params={**period, "format": "html", "group_by": "area"},
+            headers=m,
+        )
+        assert html.headers["content-type"].startswith("text/html")
+        assert "<html" in html.text.lower()
+        backwards = {"start": period["end"], "end": period["start"]}
+        r = await client.get("/api/v1/reports/sla", params=backwards, headers=m)
+        assert r.status_code == 422
+        r = await client.get(
+            "/api/v1/reports/sla",
+            params={"start": "1990-01-01T00:00:00Z", **{"end": period["end"]}},
+            headers=m,
+        )
+        assert (r.status_code, r.json()["code"]) == (422, "invalid_request")
+        r = await client.get("/api/v1/reports/bogus", params=period, headers=m)
+        assert r.status_code == 422

@@ -126,8 +126,11 @@ class TestOpenApiConformance:
                     base_url=live_api, headers=headers, checks=CHECKS, timeout=10
                 )
 
+            started = time.monotonic()
             try:
                 run()
             except Exception as exc:  # noqa: BLE001 - collect every operation's failure
                 failures.append(f"{operation.method.upper()} {operation.path}: {exc}")  # type: ignore[attr-defined]
+            if time.monotonic() - started > 20:
+                failures.append(f"{operation.path}: {EXAMPLES_PER_OPERATION} examples took > 20 s")  # type: ignore[attr-defined]
         assert failures == [], "\n\n".join(failures)
