@@ -7,8 +7,8 @@ also render FastAPI's request validation errors (422), unknown routes and method
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
 import traceback
+from collections.abc import Iterable, Mapping, Sequence
 from http import HTTPStatus
 from typing import Any
 
