@@ -10,6 +10,7 @@ from typing import Any
 import orjson
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from schemas.topics import TOPOLOGY_CHANGED
 from services.common.bus.base import (
     Bus,
     Consumer,
@@ -136,11 +137,25 @@ async def read_topic(bus: Bus, topic: str, group_id: str, deadline_s: float = 60
         await consumer.stop()
 
 
-async def publish(bus: Bus, messages: Sequence[tuple[str, str | None, bytes]]) -> None:
+def prefix_of(run_id: str) -> str:
+    """The run's topic prefix: tests on the shared broker leave DESIGN's topics alone."""
+    return f"t{run_id}."
+
+
+async def publish(
+    bus: Bus, messages: Sequence[tuple[str, str | None, bytes]], prefix: str = ""
+) -> None:
+    """Send (topic, key, value) messages; ``prefix`` goes before every topic name except
+    topology.changed.v1, which the service always reads under its own name."""
     producer = await bus.producer(client_id="test-feed")
     try:
         await producer.send(
-            [OutMessage(t, v, None if k is None else k.encode()) for t, k, v in messages]
+            [
+                OutMessage(
+                    t if t == TOPOLOGY_CHANGED else prefix + t, v, None if k is None else k.encode()
+                )
+                for t, k, v in messages
+            ]
         )
     finally:
         await producer.stop()

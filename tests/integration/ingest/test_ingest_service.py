@@ -17,6 +17,7 @@ from ingest_harness import (  # type: ignore[import-not-found]
     SimulatedCrash,
     drain,
     make_topology,
+    prefix_of,
     publish,
     read_topic,
     value,
@@ -178,7 +179,10 @@ def make_service(
     bus: Bus, sessions: async_sessionmaker[AsyncSession], run: str, held: HeldTopology
 ) -> IngestService:
     settings = IngestSettings(
-        ingest_group_id=f"ingest-test-{run}", ingest_poll_timeout_s=0.2, ingest_metrics_port=0
+        ingest_group_id=f"ingest-test-{run}",
+        ingest_poll_timeout_s=0.2,
+        ingest_metrics_port=0,
+        ingest_topic_prefix=prefix_of(run),
     )
     return IngestService(settings, bus, sessions, VirtualClock(NOW), load_topology=held)
 
@@ -186,12 +190,12 @@ def make_service(
 async def ours(bus: Bus, run: str) -> tuple[list[Record], list[Record]]:
     signals = [
         r
-        for r in await read_topic(bus, SIGNALS, f"read-s-{run}")
+        for r in await read_topic(bus, prefix_of(run) + SIGNALS, f"read-s-{run}")
         if orjson.loads(r.value)["signal_id"].startswith(run)
     ]
     dead = [
         r
-        for r in await read_topic(bus, DEAD_LETTER, f"read-d-{run}")
+        for r in await read_topic(bus, prefix_of(run) + DEAD_LETTER, f"read-d-{run}")
         if r.key is not None and r.key.decode(errors="replace").startswith(run)
     ]
     return signals, dead
@@ -219,7 +223,7 @@ class TestIngestService:
         try:
             await drain(service)  # whatever earlier runs left on a real broker's topics
             messages, expected, bad = scenario(run_id)
-            await publish(bus, messages)
+            await publish(bus, messages, prefix_of(run_id))
             await drain(service)
         finally:
             await service.stop()
@@ -243,7 +247,7 @@ class TestIngestService:
         try:
             await drain(first)
             messages, expected, bad = scenario(run_id)
-            await publish(bus, messages)
+            await publish(bus, messages, prefix_of(run_id))
             handled = 0
             async with asyncio.timeout(60):
                 while handled < 6:  # a few committed batches first
@@ -298,7 +302,7 @@ class TestIngestService:
 
         try:
             await drain(service)
-            await publish(bus, [event(1)])
+            await publish(bus, [event(1)], prefix_of(run_id))
             await drain(service)
             loads = held.loads
             held.topology = make_topology(run_id, version=2, extra_meters=1)
@@ -309,7 +313,7 @@ class TestIngestService:
                 while held.loads == loads:
                     await service.run_once(10)
             assert service.topology.current.version == 2
-            await publish(bus, [event(2)])
+            await publish(bus, [event(2)], prefix_of(run_id))
             await drain(service)
         finally:
             await service.stop()

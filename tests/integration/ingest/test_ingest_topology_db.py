@@ -7,7 +7,16 @@ import asyncio
 from datetime import UTC, datetime
 
 import orjson
-from ingest_harness import NOW, OCCURRED, drain, make_topology, publish, read_topic, value
+from ingest_harness import (
+    NOW,
+    OCCURRED,
+    drain,
+    make_topology,
+    prefix_of,
+    publish,
+    read_topic,
+    value,
+)
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from schemas import METER_EVENTS, SIGNALS, TOPOLOGY_CHANGED
@@ -33,6 +42,7 @@ class TestTopologyFromDatabase:
         await store(ingest_sessions, run_id, extra=0)
         settings = IngestSettings(
             ingest_group_id=f"ingest-db-{run_id}",
+            ingest_topic_prefix=prefix_of(run_id),
             ingest_poll_timeout_s=0.2,
             ingest_metrics_port=0,
         )
@@ -53,7 +63,9 @@ class TestTopologyFromDatabase:
 
         try:
             await drain(service)
-            await publish(bus, [event(1, 1), event(2, 5)])  # M5 not in the topology yet
+            await publish(
+                bus, [event(1, 1), event(2, 5)], prefix_of(run_id)
+            )  # M5 not in the topology yet
             await drain(service)
             version = await store(ingest_sessions, run_id, extra=1)
             changed = value(version=version, changed_at=datetime.now(UTC).isoformat())
@@ -61,12 +73,15 @@ class TestTopologyFromDatabase:
             async with asyncio.timeout(30):
                 while service.topology.current.version != version:
                     await service.run_once(10)
-            await publish(bus, [event(3, 5)])
+            await publish(bus, [event(3, 5)], prefix_of(run_id))
             await drain(service)
         finally:
             await service.stop()
 
-        signals = [orjson.loads(r.value) for r in await read_topic(bus, SIGNALS, f"r-{run_id}")]
+        signals = [
+            orjson.loads(r.value)
+            for r in await read_topic(bus, prefix_of(run_id) + SIGNALS, f"r-{run_id}")
+        ]
         ours = {
             s["signal_id"]: s["customer_id"] for s in signals if s["signal_id"].startswith(run_id)
         }
