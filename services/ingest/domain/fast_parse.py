@@ -21,7 +21,7 @@ ID_MAX = 200
 _TIMESTAMP = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,6})?(?:Z|[+-]\d{2}:\d{2})")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: built once per event, frozen __init__ is slow
 class Parsed:
     """A validated source event reduced to what a signal needs."""
 
