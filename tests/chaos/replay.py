@@ -115,6 +115,7 @@ async def mirror(
                                         request_timeout_ms=10_000)  # fmt: skip
             try:
                 await consumer.start()
+                await consumer.topics()  # loads the cluster metadata
                 parts = sorted(consumer.partitions_for_topic(topic) or ())
                 if not parts:
                     raise RuntimeError(f"{topic} has no partitions yet")

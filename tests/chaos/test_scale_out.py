@@ -115,7 +115,7 @@ class TestScaleOut:
         env = {
             "OUTAGEDESK_KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
             "OUTAGEDESK_INCIDENTS_TOPIC_PREFIX": prefix,
-            "OUTAGEDESK_CONSUMER_BATCH_SIZE": "10",
+            "OUTAGEDESK_CONSUMER_BATCH_SIZE": "50",
             "OUTAGEDESK_LOG_FORMAT": "json",
         }
         base_env = {**os.environ, **env}
@@ -141,24 +141,28 @@ class TestScaleOut:
             await wait_for("both consumers own partitions", 90, split)
             before = await assignments(kafka_bootstrap, group)
             stopped_at: dict[int, int] = {}
+            stop_s: list[float] = []
 
             async def stop_one() -> None:
                 await wait_for("the pair to apply some signals", 60,
                                lambda: _at_least(count(two_url, "incidents.processed_signals"),
                                                  len(signals) * STOP_AT * 0.5))  # fmt: skip
-                assert two[1].terminate() == 0
+                t = time.monotonic()
+                assert two[1].terminate(timeout=90) == 0
+                stop_s.append(time.monotonic() - t)
                 stopped_at.update(await stored_offsets(two_url, group))
 
             await _produce(kafka_bootstrap, topic, signals, stop_one)
             for url in (one_url, two_url):
-                await wait_for("every signal applied", 120,
+                await wait_for("every signal applied", 300,
                                lambda u=url: _at_least(count(u, "incidents.processed_signals"),
                                                        distinct))  # fmt: skip
             after = await assignments(kafka_bootstrap, group)
             assert two[0].alive
             assert one.alive
-            assert two[0].terminate() == 0
-            assert one.terminate() == 0
+            assert two[0].terminate(timeout=90) == 0
+            assert one.terminate(timeout=90) == 0
+            print(f"graceful stop of the leaving consumer took {stop_s[0]:.1f} s")
         finally:
             for p in (*two, one):
                 p.close()
