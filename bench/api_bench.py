@@ -195,7 +195,7 @@ def main() -> None:
     child = subprocess.Popen([sys.executable, __file__, "--serve", "--port", str(args.port)])
     try:
         base = f"http://127.0.0.1:{args.port}"
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 120  # a loaded machine starts slowly
         while True:
             try:
                 if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:

@@ -76,6 +76,20 @@ def session_check(sessions: async_sessionmaker[AsyncSession]) -> Any:
     return check
 
 
+def _document_unavailable(schema: dict[str, Any]) -> None:
+    """Every /api/v1 operation may answer 503 when the database is busy or unreachable."""
+    problem = {"schema": {"$ref": "#/components/schemas/Problem"}}
+    for path, item in schema.get("paths", {}).items():
+        if not path.startswith("/api/v1/"):
+            continue
+        for operation in item.values():
+            operation["responses"].setdefault(
+                "503",
+                {"description": "Database busy or unreachable; retry (Retry-After)",
+                 "content": {"application/problem+json": problem}},
+            )  # fmt: skip
+
+
 def _document_health(schema: dict[str, Any]) -> None:
     """The shared health router declares JSON for everything; say what it really answers."""
     paths = schema.get("paths", {})
@@ -155,6 +169,7 @@ def create_app(
             )  # fmt: skip
             move_problems_to_problem_json(schema)
             _document_health(schema)
+            _document_unavailable(schema)
             app.openapi_schema = schema
         return app.openapi_schema
 

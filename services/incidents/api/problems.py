@@ -17,6 +17,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = structlog.get_logger(__name__)
@@ -161,6 +162,14 @@ def install_problem_handlers(app: FastAPI, domain_errors: Iterable[type[Exceptio
     async def on_domain(request: Request, exc: Exception) -> JSONResponse:
         return domain_error_response(request, exc)
 
+    async def on_database_unavailable(request: Request, exc: Exception) -> JSONResponse:
+        # pool exhausted or database unreachable: back-pressure, not a server bug
+        log.warning("database unavailable", path=request.url.path, error=type(exc).__name__)
+        return problem_response(
+            request, 503, "database_unavailable", "the database is busy or unreachable; retry",
+            headers={"Retry-After": "1"},
+        )  # fmt: skip
+
     async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
         # the traceback as plain text: rendering it with locals can take seconds per error
         trace = "".join(traceback.format_exception(exc))
@@ -172,6 +181,8 @@ def install_problem_handlers(app: FastAPI, domain_errors: Iterable[type[Exceptio
     app.add_exception_handler(StarletteHTTPException, on_http)
     for error_type in domain_errors:
         app.add_exception_handler(error_type, on_domain)
+    for db_error in (sa_exc.TimeoutError, sa_exc.OperationalError, sa_exc.InterfaceError):
+        app.add_exception_handler(db_error, on_database_unavailable)
     app.add_exception_handler(Exception, on_unexpected)
 
 
