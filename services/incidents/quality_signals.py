@@ -114,6 +114,8 @@ class QualitySignals:
                     row_ = await open_voltage_row(session, tx)
                     incident_id = None if row_ is None else str(row_.id)
                 if incident_id is None:
+                    incident_id = _outage_in_memory(ctx, s.customer_id, s.occurred_at)
+                if incident_id is None:
                     incident_id = ctx.cache.corr.s.holder.get(s.customer_id)
                 if incident_id is None:
                     incident_id = await outage_incident_at(session, s.customer_id, s.occurred_at)
@@ -172,6 +174,25 @@ async def _confirm_open(
                 added=new, reported=new,
             )  # fmt: skip
     return out
+
+
+def _outage_in_memory(ctx: HandlerContext, customer_id: str, at: datetime) -> str | None:
+    """The incident whose interruption of the customer covers ``at`` (open ones first, then
+    the latest start), among those the correlator holds or touched in this unit of work.
+
+    Judged by event time on the state after the whole batch, so a call is tagged the same
+    however the signals were batched — incidents created in this batch are not in the
+    database yet, and the holder may already have moved on (restored, nested)."""
+    corr = ctx.cache.corr
+    best: tuple[tuple[bool, datetime], str] | None = None
+    for inc in (*corr.touched_incidents.values(), *corr.s.incidents.values()):
+        intr = inc.interruptions.get(customer_id)
+        if intr is None or intr.start > at or (intr.end is not None and intr.end < at):
+            continue
+        key = (intr.end is None, intr.start)
+        if best is None or key > best[0]:
+            best = (key, inc.id)
+    return None if best is None else best[1]
 
 
 def _opt(value: object) -> float | None:

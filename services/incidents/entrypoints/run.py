@@ -1,6 +1,7 @@
 """Production wiring of ``outagedesk serve incidents``: Kafka, PostgreSQL, wall clock; the
-consumer, timer and relay loops, and (unless ``--no-api``) the HTTP API of
-``services.incidents.api.app:create_app`` under uvicorn in the same process."""
+signals and deliveries consumers, the timer (correlator + SLA clock) and relay loops, and
+(unless ``--no-api``) the HTTP API of ``services.incidents.api.app:create_app`` under uvicorn
+in the same process, sharing the service's feeder cache (operator actions) and readiness."""
 
 from __future__ import annotations
 
@@ -44,6 +45,7 @@ async def serve_incidents(settings: IncidentsSettings, *, loops: bool, api: bool
             if not stop.is_set():
                 await service.run_forever(stop)
         else:
+            await _retry(service.load_topology, stop, "topology load")
             await stop.wait()
     finally:
         await service.stop()
@@ -54,6 +56,20 @@ async def serve_incidents(settings: IncidentsSettings, *, loops: bool, api: bool
                 await http_task
         await engine.dispose()
         log.info("incidents stopped")
+
+
+async def _retry(step: Any, stop: asyncio.Event, what: str) -> None:
+    backoff = Backoff(max_s=10.0)
+    while not stop.is_set():
+        try:
+            await step()
+            return
+        except RETRYABLE_ERRORS as exc:
+            delay = backoff.next_delay()
+            log.warning("incidents step failed; retrying", step=what, error=repr(exc),
+                        retry_in_s=delay)  # fmt: skip
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=delay)
 
 
 async def _start_with_retry(service: IncidentsService, stop: asyncio.Event) -> None:
@@ -78,7 +94,13 @@ def _api_server(service: IncidentsService, sessions: Any, bus: KafkaBus) -> uvic
     except ModuleNotFoundError:
         log.warning("services.incidents.api.app not found; serving no API")
         return None
-    app = module.create_app(api_settings, sessions, bus, WallClock(), readiness=service.readiness)
+    session_check = getattr(module, "session_check", None)
+    if session_check is not None:  # the app adds it only to a readiness of its own
+        service.readiness.add("database", session_check(sessions))
+    app = module.create_app(
+        api_settings, sessions, bus, WallClock(), handlers=service.ctx,
+        readiness=service.readiness,
+    )  # fmt: skip
     config = uvicorn.Config(
         app, host=api_settings.api_host, port=api_settings.api_port, log_config=None
     )

@@ -257,6 +257,11 @@ class IncidentsService:
             # monitors of transformers on those feeders may be advanced by another consumer
             self.quality.watch.forget()
 
+    async def load_topology(self) -> None:
+        """Load the stored topology into the cache (``start`` does it; an API-only process,
+        which never starts the consumers, calls it once)."""
+        await self._load_topology()
+
     async def _load_topology(self) -> None:
         from services.common.topology.repository import load_topology
 

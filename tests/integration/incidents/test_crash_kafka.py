@@ -190,8 +190,8 @@ class TestIncidentsCrashOnKafka:
         for table in expected:
             if table != "outbox":
                 assert got[table] == expected[table], table
-        strip = [(a, s, p) for a, s, _, p in got["outbox"]]
-        assert strip == [(a, s, p) for a, s, _, p in expected["outbox"]]
+        strip = [(a, s, _sla_free(p)) for a, s, _, p in got["outbox"]]
+        assert strip == [(a, s, _sla_free(p)) for a, s, _, p in expected["outbox"]]
 
         published = await _read_all(bus, topics.lifecycle, len(strip))
         await bus.close()
@@ -208,6 +208,14 @@ class TestIncidentsCrashOnKafka:
         for iid, seqs in first.items():
             assert seqs == list(range(1, len(seqs) + 1)), iid
         assert sorted(payloads) == sorted(f"{a}:{s}" for a, s, _ in strip)
+
+
+def _sla_free(payload: Any) -> Any:
+    """An event's snapshot carries the SLA statuses of the last SLA refresh, which ran after
+    the previous batch: batching decides it (the incidents rows' ``sla`` must still match)."""
+    if not isinstance(payload, dict) or not isinstance(payload.get("incident"), dict):
+        return payload
+    return {**payload, "incident": {k: v for k, v in payload["incident"].items() if k != "sla"}}
 
 
 async def _read_all(bus: KafkaBus, topic: str, at_least: int) -> list[bytes]:

@@ -49,7 +49,7 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 async def sessions(db_url: str) -> AsyncIterator[Sessions]:
     engine = create_engine(db_url)
     try:
-        await migrate_engine(engine, schemas=["incidents"])
+        await migrate_engine(engine, schemas=["topology", "incidents"])
         yield session_factory(engine)
     finally:
         await engine.dispose()
