@@ -99,7 +99,7 @@ class Run:
         await self.step(END)
 
     async def published(self) -> list[Any]:
-        out = []
+        out: list[Any] = []
         while batch := await self.lifecycle.getmany(timeout_s=0, max_records=1000):
             out.extend(parse_lifecycle_event(r.value) for r in batch)
         return out

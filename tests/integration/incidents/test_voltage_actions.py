@@ -132,11 +132,12 @@ class TestVoltageIncidentActions:
         await open_voltage(d, resolve=True)
         before = await stored(sessions)
         assert before.incident["status"] == "resolved"
-        for action, params in [
+        refused: list[tuple[str, dict[str, Any]]] = [
             ("acknowledge", {}), ("etr", {"etr": at(200)}), ("crew", {"crew_id": "K1"}),
             ("arrived", {}), ("restore", {}), ("cancel", {"reason": "x"}),
             ("merge", {"into": VOLT}),
-        ]:  # fmt: skip
+        ]  # fmt: skip
+        for action, params in refused:
             with pytest.raises(InvalidTransition) as info:
                 await act(d, action, params)
             assert (info.value.current, info.value.allowed) == ("resolved", ("closed",)), action
