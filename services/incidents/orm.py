@@ -75,9 +75,30 @@ interruptions = sa.Table(
     sa.Column("unverified", sa.Boolean(), nullable=False),
     sa.Column("momentary", sa.Boolean(), nullable=False),
     sa.Column("planned", sa.Boolean(), nullable=False),
+    # The customer's groups when the row was written (interruption_groups), so the
+    # reliability report never joins the whole customer topology.
+    sa.Column("feeder_id", sa.Text()),
+    sa.Column("substation", sa.Text()),
+    sa.Column("area", sa.Text()),
     sa.PrimaryKeyConstraint("incident_id", "customer_id"),
     sa.Index(None, "customer_id", "start"),
     sa.Index(None, "start"),
+    sa.Index(None, "end"),
+    sa.Index(
+        "ix_interruptions_start_covering",
+        "start",
+        postgresql_include=["incident_id", "customer_id", "end", "momentary", "planned",
+                            "feeder_id", "substation", "area"],
+    ),  # fmt: skip
+    sa.Index(
+        "ix_interruptions_sustained",
+        "start",
+        postgresql_include=["end"],
+        postgresql_where=sa.text("NOT planned AND NOT momentary"),
+        sqlite_where=sa.text("NOT planned AND NOT momentary"),
+    ),
+    # PostgreSQL only (migration incidents_0005): ix_interruptions_momentary, partial on
+    # report_interruptions.momentary_row, (customer_id, start) for MAIFIe event chaining.
 )
 
 incident_customers = sa.Table(

@@ -8,7 +8,7 @@ to the period), so sums computed in the database equal the pure functions' sums.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta, tzinfo
+from datetime import datetime, tzinfo
 from typing import Any
 
 import sqlalchemy as sa
@@ -26,6 +26,8 @@ from services.incidents.reports.records import (
 )
 
 I = interruptions  # noqa: E741 - the table, as in every query below
+# A SQL literal (not a bound parameter) so the planner can match the partial index predicate.
+FIVE_MINUTES = sa.literal_column("interval '5 minutes'", sa.Interval())
 
 
 def overlapping(period: Period) -> ColumnElement[bool]:
@@ -69,40 +71,66 @@ def measures(dialect: Dialect, period: Period, as_of: datetime | None = None) ->
     return Measures(duration, sustained, momentary, inside, clipped)
 
 
+def momentary_row(dialect: Dialect, table: sa.FromClause = I) -> ColumnElement[bool]:
+    """An unplanned momentary interruption (flagged, or closed within 5 minutes).
+
+    On PostgreSQL it is written exactly as the predicate of the partial index
+    ``ix_interruptions_momentary`` so the planner can use that index; the ``end − start ≤
+    5 min`` form equals ``measures(...).momentary`` (NULL, so false, for open rows).
+    """
+    c = table.c
+    if dialect.postgres:
+        short = c.end - c.start <= FIVE_MINUTES
+    else:
+        short = sa.and_(
+            c.end.is_not(None), dialect.minutes(c.start, c.end) <= MOMENTARY_THRESHOLD_MIN
+        )
+    return sa.and_(sa.not_(c.planned), sa.or_(c.momentary, short))
+
+
 def momentary_event_rows(dialect: Dialect, period: Period) -> sa.Subquery:
     """One row per customer momentary interruption *event* (IEEE 1366 MAIFIe).
 
     A customer's momentary interruptions chain into one event while each starts within 5
     minutes of the previous one; the event is named by its first interruption's incident
-    and dated by its start. Rows from 5 minutes before the period are read only to know
-    whether the first ones in the period continue an earlier event.
+    and dated by its start. So a momentary interruption starts an event when no earlier
+    one of the same customer (by start, then incident id) began within the 5 minutes
+    before it: an anti-join probing ``ix_interruptions_momentary`` rather than a window
+    over every row.
     """
-    m = measures(dialect, period)
-    lookback = Period(period.start - timedelta(minutes=MOMENTARY_THRESHOLD_MIN), period.end)
-    previous = sa.func.lag(I.c.start).over(
-        partition_by=I.c.customer_id, order_by=(I.c.start, I.c.incident_id)
+    p = I.alias("previous")
+    if dialect.postgres:
+        close_enough = p.c.start >= I.c.start - FIVE_MINUTES
+    else:
+        close_enough = dialect.minutes(p.c.start, I.c.start) <= MOMENTARY_THRESHOLD_MIN
+    earlier = (
+        sa.select(sa.literal(1))
+        .where(
+            p.c.customer_id == I.c.customer_id,
+            momentary_row(dialect, p),
+            p.c.start <= I.c.start,
+            close_enough,
+            sa.or_(
+                p.c.start < I.c.start,
+                sa.and_(p.c.start == I.c.start, p.c.incident_id < I.c.incident_id),
+            ),
+        )
+        .exists()
     )
-    chained = (
+    return (
         sa.select(
             I.c.incident_id.label("event_id"),
             I.c.customer_id,
             I.c.start.label("occurred_at"),
-            previous.label("previous_start"),
+            I.c.feeder_id,
+            I.c.substation,
+            I.c.area,
         )
         .where(
-            sa.not_(I.c.planned),
-            m.momentary,
-            I.c.start >= ts(lookback.start),
-            I.c.start < ts(lookback.end),
-        )
-        .subquery("chained")
-    )
-    gap = dialect.minutes(chained.c.previous_start, chained.c.occurred_at)
-    return (
-        sa.select(chained.c.event_id, chained.c.customer_id, chained.c.occurred_at)
-        .where(
-            chained.c.occurred_at >= ts(period.start),
-            sa.or_(chained.c.previous_start.is_(None), gap > MOMENTARY_THRESHOLD_MIN),
+            momentary_row(dialect),
+            I.c.start >= ts(period.start),
+            I.c.start < ts(period.end),
+            sa.not_(earlier),
         )
         .subquery("momentary_events")
     )
@@ -131,13 +159,9 @@ async def load_customers(session: AsyncSession) -> list[CustomerRecord]:
 async def load_interruptions(
     session: AsyncSession, period: Period, where: ColumnElement[bool] | None = None
 ) -> list[InterruptionRecord]:
-    """Interruption records overlapping the period (optionally narrowed by ``where``)."""
-    cg = customer_groups()
-    query = (
-        sa.select(I, cg.c.feeder_id, cg.c.substation, cg.c.area)
-        .select_from(I.outerjoin(cg, cg.c.customer_id == I.c.customer_id))
-        .where(overlapping(period))
-    )
+    """Interruption records overlapping the period (optionally narrowed by ``where``),
+    grouped by the feeder, substation and area stored on each row."""
+    query = sa.select(I).where(overlapping(period))
     if where is not None:
         query = query.where(where)
     rows = await session.execute(query.order_by(I.c.start, I.c.incident_id, I.c.customer_id))
@@ -160,12 +184,7 @@ async def load_interruptions(
 async def load_momentary_events(session: AsyncSession, period: Period) -> list[MomentaryEvent]:
     """The momentary events that start in the period, one per (event, customer)."""
     ev = momentary_event_rows(Dialect.of(session), period)
-    cg = customer_groups()
-    rows = await session.execute(
-        sa.select(ev, cg.c.feeder_id, cg.c.substation, cg.c.area)
-        .select_from(ev.outerjoin(cg, cg.c.customer_id == ev.c.customer_id))
-        .order_by(ev.c.occurred_at, ev.c.customer_id)
-    )
+    rows = await session.execute(sa.select(ev).order_by(ev.c.occurred_at, ev.c.customer_id))
     return [
         MomentaryEvent(
             event_id=r.event_id,

@@ -29,7 +29,6 @@ from services.incidents.report_interruptions import (
 )
 from services.incidents.report_sql import (
     Dialect,
-    customer_groups,
     group_key_expr,
     in_local_days,
     local_midnight,
@@ -97,15 +96,19 @@ def _n(flag: ColumnElement[bool]) -> ColumnElement[Any]:
     return sa.case((flag, 1), else_=0)
 
 
-def _per_customer(dialect: Dialect, period: Period, med: ColumnElement[bool]) -> sa.Subquery:
-    """Per customer, in one pass: sustained counts and minutes, planned ones and
-    momentaries, each also without the interruptions that start on a MED (suffix ``_x``)."""
+def _per_customer(
+    dialect: Dialect, period: Period, group_by: str, med: ColumnElement[bool]
+) -> sa.Subquery:
+    """Per group and customer, in one pass over the period's rows (groups are stored on
+    each row): sustained counts and minutes, planned ones and momentaries, each also
+    without the interruptions that start on a MED (suffix ``_x``)."""
     m = measures(dialect, period)
     unplanned = sa.not_(I.c.planned)
     sustained = sa.and_(m.sustained, unplanned)
     planned = sa.and_(m.sustained, I.c.planned)
     momentary = sa.and_(sa.not_(m.sustained), m.inside, unplanned, m.momentary)
     off_med = sa.not_(med)
+    key = group_key_expr(group_by, I).label("key")
     columns: list[ColumnElement[Any]] = []
     for suffix, keep in (("", sa.true()), ("_x", off_med)):
         columns += [
@@ -117,13 +120,13 @@ def _per_customer(dialect: Dialect, period: Period, med: ColumnElement[bool]) ->
         ]
     return (
         sa.select(
-            I.c.customer_id,
+            key,
             *columns,
             sa.func.sum(_n(sa.and_(planned, m.inside))).label("pci"),
             sa.func.sum(sa.case((planned, m.clipped), else_=0.0)).label("pcmi"),
         )
         .where(overlapping(period))
-        .group_by(I.c.customer_id)
+        .group_by(key, I.c.customer_id)
         .subquery("per_customer")
     )
 
@@ -133,9 +136,7 @@ async def _group_sums(
 ) -> tuple[dict[str, dict[str, float]], dict[str, dict[str, float]]]:
     """Per group: the sums with every interruption, and without those starting on MEDs."""
     dialect = Dialect.of(session)
-    pc = _per_customer(dialect, period, med)
-    cg = customer_groups()
-    key = group_key_expr(group_by, cg).label("key")
+    pc = _per_customer(dialect, period, group_by, med)
     columns: list[ColumnElement[Any]] = [sa.func.sum(pc.c.pci).label("pci"),
                                          sa.func.sum(pc.c.pcmi).label("pcmi")]  # fmt: skip
     for sx in ("", "_x"):
@@ -147,9 +148,7 @@ async def _group_sums(
             sa.func.sum(_n(pc.c["ci" + sx] > cemi_n)).label("cemi" + sx),
         ]
     rows = await session.execute(
-        sa.select(key, *columns)
-        .select_from(pc.outerjoin(cg, cg.c.customer_id == pc.c.customer_id))
-        .group_by(key)
+        sa.select(pc.c.key, *columns).select_from(pc).group_by(pc.c.key)
     )
     base: dict[str, dict[str, float]] = {}
     excl: dict[str, dict[str, float]] = {}
@@ -165,18 +164,46 @@ async def _event_counts(
 ) -> dict[str, tuple[int, int]]:
     """Momentary events per group: (all, outside MEDs)."""
     ev = momentary_event_rows(Dialect.of(session), period)
-    cg = customer_groups()
-    key = group_key_expr(group_by, cg).label("key")
+    key = group_key_expr(group_by, ev).label("key")
     on_med = in_local_days(ev.c.occurred_at, med_days, tz)
     rows = await session.execute(
         sa.select(key, sa.func.count().label("n"), sa.func.sum(_n(sa.not_(on_med))).label("e"))
-        .select_from(ev.outerjoin(cg, cg.c.customer_id == ev.c.customer_id))
+        .select_from(ev)
         .group_by(key)
     )
     return {r.key: (int(r.n), int(r.e or 0)) for r in rows}
 
 
+# (database, topology version, loaded_at, group_by) → customers served per group. A loaded
+# topology never changes without a new version, so counting 1,000,000 customers once per
+# version is enough. Version 0 (rows written without a load, as in tests) is not cached.
+_SERVED_CACHE: dict[tuple[str, int, str, str], dict[str, tuple[int, set[str]]]] = {}
+_SERVED_CACHE_MAX = 64
+
+
 async def _served(session: AsyncSession, group_by: str) -> dict[str, tuple[int, set[str]]]:
+    """Customers served per group and the areas each spans, cached per topology version."""
+    meta = (
+        await session.execute(sa.select(topo.meta.c.version, topo.meta.c.loaded_at))
+    ).first()
+    if meta is None or not meta.version:
+        return await _count_served(session, group_by)
+    bind = session.get_bind()
+    engine = bind if isinstance(bind, sa.Engine) else bind.engine
+    url = engine.url.render_as_string(hide_password=True)
+    key = (url, int(meta.version), str(meta.loaded_at), group_by)
+    cached = _SERVED_CACHE.get(key)
+    if cached is None:
+        cached = await _count_served(session, group_by)
+        if len(_SERVED_CACHE) >= _SERVED_CACHE_MAX:
+            _SERVED_CACHE.clear()
+        _SERVED_CACHE[key] = cached
+    return {k: (n, set(areas)) for k, (n, areas) in cached.items()}
+
+
+async def _count_served(
+    session: AsyncSession, group_by: str
+) -> dict[str, tuple[int, set[str]]]:
     """Customers served per group, and the areas each group spans.
 
     Counted per transformer first: a 1,000,000-customer join through transformers,
@@ -262,6 +289,11 @@ async def reliability_report_sql(
 ) -> dict[str, Any]:
     """The reliability report of DESIGN section 11, sums computed in the database."""
     check_group_by(group_by)
+    if Dialect.of(session).postgres:
+        # For this transaction only: JIT compilation costs more than it saves on these
+        # sub-second scans, and the per-customer grouping must not spill to disk.
+        await session.execute(sa.text("SET LOCAL jit = off"))
+        await session.execute(sa.text("SET LOCAL work_mem = '64MB'"))
     served = await _served(session, group_by)
     ctx = await med_context(
         session,

@@ -129,8 +129,12 @@ def customer_groups() -> sa.Subquery:
     )
 
 
-def group_key_expr(group_by: str, groups: sa.Subquery) -> ColumnElement[Any]:
-    """The SQL group key matching ``reports.aggregation.group_key`` (unknown for no match)."""
+def group_key_expr(group_by: str, groups: sa.FromClause) -> ColumnElement[Any]:
+    """The SQL group key matching ``reports.aggregation.group_key`` (unknown for no match).
+
+    ``groups`` has feeder_id, substation and area columns: ``customer_groups()`` or the
+    interruptions table itself (its rows carry their customer's groups).
+    """
     if group_by == "all":
         return sa.literal("all", sa.Text)
     column = {"area": "area", "feeder": "feeder_id", "substation": "substation"}[group_by]

@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.incidents import orm
 from services.incidents.domain.meter_state import CorrelatorState, CustomerState, DeviceState
 from services.incidents.domain.model import Incident, Interruption
+from services.incidents.interruption_groups import stamp_groups
 
 TERMINAL_STATUSES = ("closed", "momentary", "merged", "cancelled", "completed")
 TIMER_KINDS = ("dwell", "confirm", "nested")
@@ -430,6 +431,7 @@ async def _save_interruptions(session: AsyncSession, inc: Incident, meta: Incide
     for c in [c for c in saved if c not in inc.interruptions]:
         del saved[c]  # deleted by delete_interruptions beforehand
     changed: list[dict[str, Any]] = []
+    new_rows = [c for c in inc.interruptions if c not in saved]  # for stamp_groups below
     for c, intr in inc.interruptions.items():
         fp = _fingerprint(intr, inc)
         if saved.get(c) != fp:
@@ -457,6 +459,9 @@ async def _save_interruptions(session: AsyncSession, inc: Incident, meta: Incide
             ),
             changed,
         )
+    if new_rows:
+        # Report groups (feeder, substation, area) from the topology, once per new row.
+        await stamp_groups(session, inc.id, new_rows)
 
 
 async def save_feeder_rows(

@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.common.topology import orm as topo
 from services.incidents import orm
 from services.incidents import quality_orm as q
+from services.incidents.interruption_groups import stamp_all_missing
 
 CST = timezone(timedelta(hours=8))
 JULY_START = datetime(2026, 7, 1, tzinfo=CST)
@@ -92,9 +93,12 @@ def interruption(
 async def insert_rows(
     session: AsyncSession, table: sa.Table, rows: Sequence[dict[str, Any]]
 ) -> None:
-    """Insert rows when there are any."""
+    """Insert rows when there are any; interruption rows get their groups from the
+    topology, as the state store stamps them (insert the topology first)."""
     if rows:
         await session.execute(sa.insert(table), list(rows))
+        if table is orm.interruptions:
+            await stamp_all_missing(session)
 
 
 async def insert_history(session: AsyncSession) -> None:
