@@ -1,7 +1,7 @@
 """Benchmark (not a test): reliability reports over a year of history for 1,000,000 customers.
 
 Generates straight into PostgreSQL with ``generate_series`` (a database of its own,
-``outagedesk_rbench`` by default; nothing else is touched):
+``outagedesk_bench_reports`` by default; nothing else is touched):
 500 feeders (50 substations, urban/rural/remote), 5,000 devices, 100,000 transformers,
 1,000,000 customers, ≈150,000 incidents over the year 2025-07-01 → 2026-07-01 (Asia/Shanghai)
 and ≈3,000,000 customer interruptions (15 % momentary, 5 % planned, a few still open).
@@ -30,7 +30,7 @@ from services.common.policy import load_policy
 from services.incidents.report_data import build_report
 
 DEFAULT_URL = "postgresql+asyncpg://outagedesk:outagedesk@127.0.0.1:55432/outagedesk"
-DATABASE = "outagedesk_rbench"
+DATABASE = "outagedesk_bench_reports"
 TZ = ZoneInfo("Asia/Shanghai")
 YEAR_START = datetime(2025, 7, 1, tzinfo=TZ)
 YEAR_END = datetime(2026, 7, 1, tzinfo=TZ)
@@ -58,15 +58,17 @@ select 'C' || lpad(c::text, 7, '0'), 'M' || lpad(c::text, 7, '0'),
        'T' || lpad((c % 100000)::text, 6, '0'), 'residential', false, false, 'zh-CN',
        null, null, null, null, null
 from generate_series(0, 999999) c;
+insert into topology.meta (id, version, loaded_at) values (1, 1, now());
 """
 
+# Feeder f gets incidents k = f + 500 j; every 20th j is planned (5 % on every feeder).
 # Customer c sits on transformer c % 100000, whose feeder is (c % 100000) % 500 = c % 500:
 # feeder f serves customers f, f + 500, f + 1000, … (2,000 of them).
 INCIDENTS_SQL = """
 insert into incidents.incidents (id, kind, status, feeder_id, area, detected_at,
     customers_affected, customers_out, customer_minutes, etr_slips, seq, version, sla,
     snapshot, updated_at, restored_at)
-select 'INC-' || k, case when k % 20 = 0 then 'planned' else 'outage' end,
+select 'INC-' || k, case when (k / 500) % 20 = 0 then 'planned' else 'outage' end,
        case when k % 7 = 0 then 'momentary' else 'closed' end,
        'F' || lpad((k % 500)::text, 4, '0'), 'urban', d, 1 + (k * 7919) % 39, 0, 0, 0, 1, 1,
        '{}'::jsonb, '{}'::jsonb, d, d + interval '1 hour'
@@ -75,23 +77,32 @@ from (select k, timestamptz '2025-06-30 16:00:00+00'
       from generate_series(1, 150000) k) s;
 """
 
+# Each row carries its customer's feeder, substation and area, as the state store stamps
+# them (a transformer's own area overrides its feeder's).
 INTERRUPTIONS_SQL = """
 insert into incidents.interruptions (incident_id, customer_id, start, start_source, "end",
-    end_source, unverified, momentary, planned)
-select i.id,
-       'C' || lpad(((i.feeder_n + 500 * ((i.k * 37 + s * 7) % 2000)))::text, 7, '0'),
-       i.detected_at, 'meter',
-       case when i.k % 997 = 0 and i.detected_at > timestamptz '2026-06-20 00:00:00+00'
-            then null
-            when i.status = 'momentary' then i.detected_at + interval '2 minutes'
-            when i.kind = 'planned' then i.detected_at + interval '4 hours'
-            else i.detected_at + ((2 + ((i.k * 31 + s * 13) % 400)) * interval '1 minute')
-       end,
-       'meter', false, i.status = 'momentary', i.kind = 'planned'
-from (select id, kind, status, detected_at, customers_affected,
-             substr(id, 5)::int as k, substr(feeder_id, 2)::int as feeder_n
-      from incidents.incidents) i,
-     lateral generate_series(1, i.customers_affected) s;
+    end_source, unverified, momentary, planned, feeder_id, substation, area)
+select r.incident_id, r.customer_id, r.start, 'meter', r."end", 'meter', false, r.momentary,
+       r.planned, f.id, f.substation, coalesce(t.area, f.area)
+from (select i.id as incident_id,
+             'C' || lpad(((i.feeder_n + 500 * ((i.k * 37 + s * 7) % 2000)))::text, 7, '0')
+                 as customer_id,
+             i.detected_at as start,
+             case when i.k % 997 = 0 and i.detected_at > timestamptz '2026-06-20 00:00:00+00'
+                  then null
+                  when i.status = 'momentary' then i.detected_at + interval '2 minutes'
+                  when i.kind = 'planned' then i.detected_at + interval '4 hours'
+                  else i.detected_at + ((2 + ((i.k * 31 + s * 13) % 400)) * interval '1 minute')
+             end as "end",
+             i.status = 'momentary' as momentary, i.kind = 'planned' as planned
+      from (select id, kind, status, detected_at, customers_affected,
+                   substr(id, 5)::int as k, substr(feeder_id, 2)::int as feeder_n
+            from incidents.incidents) i,
+           lateral generate_series(1, i.customers_affected) s) r
+join topology.customers c on c.id = r.customer_id
+join topology.transformers t on t.id = c.transformer
+join topology.devices d on d.id = t.device
+join topology.feeders f on f.id = d.feeder;
 """
 
 
