@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from replay import load_metadata
 from stack import count
 
 Probe = Callable[[], Awaitable[int]]
@@ -102,10 +103,8 @@ async def end_offsets(bootstrap: str, topic: str) -> dict[TopicPartition, int]:
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, request_timeout_ms=4000)
     await consumer.start()
     try:
+        await load_metadata(consumer, topic)
         parts = consumer.partitions_for_topic(topic) or set()
-        if not parts:
-            await consumer._client.force_metadata_update()  # noqa: SLF001
-            parts = consumer.partitions_for_topic(topic) or set()
         tps = [TopicPartition(topic, p) for p in sorted(parts)]
         offsets: dict[TopicPartition, int] = await consumer.end_offsets(tps) if tps else {}
         return offsets

@@ -99,6 +99,13 @@ def _next_hook_index(hooks: Sequence[tuple[float, Hook]], n: int) -> int:
     return math.ceil(hooks[0][0] * n) if hooks else n
 
 
+async def load_metadata(consumer: AIOKafkaConsumer, topic: str) -> None:
+    """Make ``consumer.partitions_for_topic(topic)`` answer (a consumer that subscribed to
+    nothing knows no topic's partitions)."""
+    consumer._client.add_topic(topic)  # noqa: SLF001 - aiokafka has no public call for it
+    await consumer._client.force_metadata_update()  # noqa: SLF001
+
+
 async def mirror(
     source: str, target: str, topic: str, stop: asyncio.Event, *, target_topic: str | None = None
 ) -> int:
@@ -115,7 +122,7 @@ async def mirror(
                                         request_timeout_ms=10_000)  # fmt: skip
             try:
                 await consumer.start()
-                await consumer.topics()  # loads the cluster metadata
+                await load_metadata(consumer, topic)
                 parts = sorted(consumer.partitions_for_topic(topic) or ())
                 if not parts:
                     raise RuntimeError(f"{topic} has no partitions yet")
