@@ -68,6 +68,12 @@ async def reference(url: str, signals: list[Any], topology: Any) -> None:
     clock = VirtualClock(datetime.now(UTC))
     bus = MemoryBus(clock=clock)
     settings = IncidentsSettings(incidents_poll_timeout_s=0)
+    # The topology in the database too, as in the crashed run: interruption rows are
+    # stamped with their customer's feeder, substation and area from it.
+    await migrate_engine(engine, schemas=["topology"])
+    async with UnitOfWork(session_factory(engine)) as uow:
+        await store_topology(uow.session, topology)
+        await uow.commit()
     service = IncidentsService(settings, bus, session_factory(engine), clock, topology)
     try:
         await service.start()
