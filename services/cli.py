@@ -13,6 +13,7 @@ import typer
 
 # Modules that add commands; each defines ``register(app: typer.Typer) -> None``.
 COMMAND_MODULES: tuple[str, ...] = (
+    "services.demo.entrypoints.cli",
     "services.incidents.entrypoints.token_cli",
     "schemas.cli",
     "services.common.topology.cli",
