@@ -176,8 +176,20 @@ async def finish(
             events.extend(inc.drain_events())
         if again:
             await cache.save(uow.session, now, again, used)
+        fill_sla(events, changed)
     await _outbox(uow, ctx, events, now)
     return changed
+
+
+def fill_sla(events: Sequence[Event], incidents: Sequence[Incident]) -> None:
+    """Give events recorded before their incident's first SLA refresh (its ``sla`` was
+    still empty) the statuses the refresh computed in this unit of work: a consumer never
+    sees a snapshot without SLA targets."""
+    by_id = {i.id: i for i in incidents}
+    for e in events:
+        inc = by_id.get(e.incident_id)
+        if inc is not None and inc.sla and not e.incident.get("sla"):
+            e.incident["sla"] = dict(inc.sla)
 
 
 def wire_message(e: Event) -> dict[str, Any]:

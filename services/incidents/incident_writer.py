@@ -36,7 +36,7 @@ async def save_changed(
     now: datetime,
 ) -> None:
     """Save ``incidents`` (their feeders already acquired) and queue their events."""
-    from services.incidents.handlers import finish
+    from services.incidents.handlers import fill_sla, finish
 
     held = [i for i in incidents if ctx.cache.incident(i.id) is i]
     loose = [i for i in incidents if ctx.cache.incident(i.id) is not i]
@@ -49,6 +49,7 @@ async def save_changed(
         await hook(uow, loose, ctx)
     for inc in loose:
         events = inc.drain_events()
+        fill_sla(events, [inc])
         await save_incident(uow.session, inc, metas.get(inc.id) or IncidentMeta(), now)
         for e in events:
             await add_to_outbox(

@@ -10,7 +10,8 @@ from services.common.migrate import migrate_engine
 
 
 async def fresh_pg_database(server_url: str, name: str) -> str:
-    """An emptied database ``name`` on the server of ``server_url``, migrated; its URL."""
+    """An emptied database ``name`` on the server of ``server_url`` (empty topology and
+    incidents schemas, migrated); its URL."""
     url = make_url(server_url)
     admin = url.set(drivername="postgresql", database="postgres")
     conn = await asyncpg.connect(admin.render_as_string(hide_password=False), timeout=10)
@@ -22,13 +23,16 @@ async def fresh_pg_database(server_url: str, name: str) -> str:
     own = url.set(drivername="postgresql", database=name)
     conn = await asyncpg.connect(own.render_as_string(hide_password=False), timeout=10)
     try:
+        # topology too: interruption rows are stamped from it, so a topology left by an
+        # earlier test would make two runs of one scenario differ
         await conn.execute("DROP SCHEMA IF EXISTS incidents CASCADE")
+        await conn.execute("DROP SCHEMA IF EXISTS topology CASCADE")
     finally:
         await conn.close()
     target = url.set(database=name).render_as_string(hide_password=False)
     engine = create_engine(target)
     try:
-        await migrate_engine(engine, schemas=["incidents"])
+        await migrate_engine(engine, schemas=["topology", "incidents"])
     finally:
         await engine.dispose()
     return target

@@ -116,3 +116,5 @@ class TestServiceQualityWiring:
         ]
         assert types[:3] == ["opened", "confirmed", "sla_at_risk"]
         assert "sla_breached" in types
+        # events recorded before the first SLA refresh still carry the refreshed statuses
+        assert all(e["incident"]["sla"] for e in await lifecycle_events(sessions))
