@@ -29,8 +29,10 @@ from services.incidents.api.routers import (
     audit,
     crews,
     customers,
+    dashboard,
     dead_letters,
     events,
+    feeders,
     incidents,
     planned,
     reports,
@@ -43,6 +45,7 @@ from services.incidents.handlers import HandlerContext
 TAGS: list[dict[str, Any]] = [
     {"name": "incidents", "description": "Outage, voltage and planned incidents and their actions"},
     {"name": "crews", "description": "Field crews"},
+    {"name": "feeders", "description": "Feeders of the network topology"},
     {"name": "planned outages", "description": "Scheduled maintenance outages"},
     {"name": "customers", "description": "Call-centre lookup"},
     {"name": "reports", "description": "Management reports (DESIGN section 11)"},
@@ -116,13 +119,15 @@ def create_app(
     registry: CollectorRegistry | None = None,
     verifier: TokenVerifier | None = None,
     sse_poll_s: float = 0.5,
+    dashboard_token: str | None = None,
 ) -> FastAPI:
     """The API app.
 
     ``handlers`` (the service's feeder cache and clock) enables incident actions and planned
     outages; without it those answer 503. ``readiness`` / ``registry`` let a serving process
     share its checks and metrics; without them the app checks the database and keeps its
-    own registry."""
+    own registry. ``dashboard_token`` is embedded in the ``/dashboard`` page so it works
+    without a login (the demo); without it the page asks for a token."""
     ctx = ApiContext(
         settings=settings,
         sessions=sessions,
@@ -154,8 +159,10 @@ def create_app(
     )
     app.state.ctx = ctx
     app.state.verifier = verifier if verifier is not None else verifier_from(settings)
+    app.state.dashboard_token = dashboard_token
     install_problem_handlers(app, domain_errors=[IncidentsError, InvalidTransition])
-    for module in (incidents, crews, planned, customers, reports, events, dead_letters, audit):
+    routers = (incidents, crews, planned, customers, reports, events, dead_letters, audit)
+    for module in (*routers, feeders, dashboard):
         app.include_router(module.router)
     app.include_router(health_router(readiness, registry))
     app.add_middleware(RejectNul)

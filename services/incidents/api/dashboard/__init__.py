@@ -1,0 +1,1 @@
+"""The operator dashboard page: its template, script and style sheet (package data)."""
