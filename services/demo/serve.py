@@ -30,12 +30,15 @@ async def serve_demo(url: str, sessions: async_sessionmaker[AsyncSession], topol
     bus = MemoryBus(clock=clock)
     service = IncidentsService(IncidentsSettings(database_url=url), bus, sessions, clock,
                                topology=topology)
-    app = create_app(settings, sessions, bus, clock, handlers=service.ctx)
     # Tokens expire by the wall clock, whatever time the scenario stands at.
     token = create_token(secret, "demo", ["admin", "manager", "supervisor"],
                          now=datetime.now(UTC), ttl=timedelta(hours=12))
+    # the dashboard page embeds the token so it opens without a login (local demo only)
+    app = create_app(settings, sessions, bus, clock, handlers=service.ctx,
+                     dashboard_token=token)
     host, port = settings.api_host, settings.api_port
     print(f"\nServing the API on http://{host}:{port}/api/v1 (docs: /docs) — Ctrl-C to stop.\n"
+          f"Operator dashboard: http://{host}:{port}/dashboard\n"
           f"Demo bearer token (admin, manager, supervisor; 12 h):\n  {token}\n",
           file=sys.stderr)
     server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning"))
