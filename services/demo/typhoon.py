@@ -106,12 +106,14 @@ def generate_typhoon(
     b.calls(idx.customers_below(fu), at(6.2), share=0.06)
 
     # 2. Transformer outage.
-    tx = topology["transformers"][40]["id"]
+    n_tx = len(topology["transformers"])
+    tx = topology["transformers"][min(40, n_tx // 3)]["id"]
     outage("transformer", "transformer", tx, idx.customers_by_tx[tx], at(7.0), at(8.6),
            report_off=0.9)
 
     # 3. Single customer: one meter, confirmed after the 5-minute dwell, with a call.
-    single = idx.customers_by_tx[topology["transformers"][120]["id"]][3]
+    single_tx = idx.customers_by_tx[topology["transformers"][min(120, n_tx // 2)]["id"]]
+    single = single_tx[min(3, len(single_tx) - 1)]
     outage("single", "customer", single["id"], [single], at(7.5), at(9.7), report_off=1.0,
            report_on=1.0)
     b.call(single, at(7.5) + 12 * m, "no_power")
