@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from schemas.topics import DELIVERIES, TOPICS
 from services.common.bus.base import Bus, Record
+from services.common.bus.watchdog import ProgressWatchdog
 from services.common.consumer_loop import BatchConsumer, OffsetStorage
 from services.common.db import UnitOfWork
 from services.common.policy import Policy
@@ -121,10 +122,12 @@ def deliveries_consumer(
     group_id: str = DELIVERIES_GROUP,
     batch_size: int = 500,
     poll_timeout_s: float = 1.0,
+    watchdog: ProgressWatchdog | None = None,
 ) -> BatchConsumer:
     """The ``notify.deliveries.v1`` consumer (group ``incidents-deliveries``, offsets in
     ``incidents.consumer_offsets`` written with the first notices); ``start()`` it and call
-    ``run_once()`` / ``run_forever()`` like the signals consumer."""
+    ``run_once()`` / ``run_forever()`` like the signals consumer (``run_forever`` restarts
+    it when ``watchdog`` says it stalled)."""
 
     async def apply(uow: UnitOfWork, records: Sequence[Record]) -> None:
         await apply_deliveries(uow, records, ctx)
@@ -132,5 +135,5 @@ def deliveries_consumer(
     return BatchConsumer(
         bus, [topic], group_id=group_id, sessions=sessions, apply=apply,
         storage=OffsetStorage.DATABASE, schema="incidents", batch_size=batch_size,
-        poll_timeout_s=poll_timeout_s, client_id="incidents-deliveries",
+        poll_timeout_s=poll_timeout_s, client_id="incidents-deliveries", watchdog=watchdog,
     )  # fmt: skip

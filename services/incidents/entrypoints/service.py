@@ -25,6 +25,7 @@ from schemas.parsing import parse_topology_changed
 from schemas.topics import TOPOLOGY_CHANGED
 from services.common.backoff import RETRYABLE_ERRORS, Backoff
 from services.common.bus.base import Bus, Consumer, Producer, Record, TopicPartition
+from services.common.bus.watchdog import ProgressWatchdog
 from services.common.clock import Clock
 from services.common.consumer_loop import BatchConsumer, OffsetStorage
 from services.common.db import UnitOfWork
@@ -41,6 +42,8 @@ from services.incidents.settings import IncidentsSettings
 log = structlog.get_logger(__name__)
 
 SCHEMA = "incidents"
+# No progress this long while records wait = a stalled client (aiokafka after a broker restart).
+STALL_AFTER_S = 60.0
 
 
 class IncidentsService:
@@ -55,6 +58,8 @@ class IncidentsService:
         sessions: async_sessionmaker[AsyncSession],
         clock: Clock,
         topology: Topology | None = None,
+        *,
+        stall_after_s: float = STALL_AFTER_S,
     ) -> None:
         self.settings = settings
         self._bus = bus
@@ -76,6 +81,9 @@ class IncidentsService:
         self._topology_consumer: Consumer | None = None
         self._timer_wake = asyncio.Event()
         self.next_wake: datetime | None = None
+        # DESIGN 4: a watchdog per consumer; restarts count in the shared watchdog metric.
+        self.watchdog = ProgressWatchdog("incidents", stall_after_s)
+        self.deliveries_watchdog = ProgressWatchdog("incidents-deliveries", stall_after_s)
 
     # --- lifecycle ---------------------------------------------------------------------
     async def start(self) -> None:
@@ -115,6 +123,7 @@ class IncidentsService:
             group_id=f"{self.settings.incidents_group_id}-deliveries",
             batch_size=self.settings.consumer_batch_size,
             poll_timeout_s=self.settings.incidents_poll_timeout_s,
+            watchdog=self.deliveries_watchdog,
         )
         await self._deliveries.start()
         self.readiness.add("consumer", self._consumer.check)
@@ -213,7 +222,8 @@ class IncidentsService:
         consumer = self._batch_consumer
         while not stop.is_set():
             try:
-                await self._run_signals()
+                processed = await self._run_signals()
+                await self._watch(consumer, processed)
             except RETRYABLE_ERRORS as exc:
                 consumer.ready = False
                 delay = backoff.next_delay()
@@ -222,6 +232,18 @@ class IncidentsService:
                 continue
             consumer.ready = True
             backoff.reset()
+
+    async def _watch(self, consumer: BatchConsumer, processed: int) -> None:
+        # Lag is a broker round trip: ask only after an empty poll, the stall symptom.
+        lag = await consumer.consumer.lag() if processed == 0 else 0
+        if self.watchdog.observe(processed, lag):
+            log.warning(
+                "incidents consumer stalled; restarting it",
+                lag=lag,
+                stalled_s=round(self.watchdog.stalled_for(), 1),
+            )
+            await consumer.restart()
+            self.watchdog.restarted()
 
     async def _timers_forever(self, stop: asyncio.Event) -> None:
         backoff = Backoff()

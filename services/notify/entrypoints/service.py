@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from schemas.topics import CUSTOMER_REPORTS, DEAD_LETTER, DELIVERIES, LIFECYCLE
 from services.common.backoff import RETRYABLE_ERRORS, Backoff
 from services.common.bus.base import Bus, OutMessage, Producer, Record
+from services.common.bus.watchdog import ProgressWatchdog
 from services.common.clock import Clock
 from services.common.consumer_loop import BatchConsumer, OffsetStorage
 from services.common.db import UnitOfWork
@@ -47,6 +48,8 @@ from services.notify.topology_cache import TopologyCache
 
 log = structlog.get_logger(__name__)
 SCHEMA = "notify"
+# No progress this long while records wait = a stalled client (aiokafka after a broker restart).
+STALL_AFTER_S = 60.0
 
 
 def notify_policy(policy: Policy, settings: NotifyServiceSettings) -> NotifyPolicy:
@@ -88,6 +91,7 @@ class NotifyService:
         operators: Channel | None = None,
         registry: CollectorRegistry | None = None,
         before_commit: BeforeCommit | None = None,
+        stall_after_s: float = STALL_AFTER_S,
     ) -> None:
         self.settings = settings
         self._bus, self._sessions, self._clock = bus, sessions, clock
@@ -127,6 +131,8 @@ class NotifyService:
         self._consumer: BatchConsumer | None = None
         self._relay: OutboxRelay | None = None
         self._jobs_waiting = asyncio.Event()
+        # DESIGN 4: run_forever restarts the consumer when it stalls (counted in /metrics).
+        self.watchdog = ProgressWatchdog("notify", stall_after_s)
 
     def _gauges(self) -> None:
         for name, doc, fn in (
@@ -152,7 +158,7 @@ class NotifyService:
             sessions=self._sessions, apply=self._apply, storage=OffsetStorage.DATABASE,
             schema=SCHEMA, batch_size=self.settings.consumer_batch_size,
             poll_timeout_s=self.settings.notify_poll_timeout_s, metrics=self.metrics,
-            client_id="notify",
+            client_id="notify", watchdog=self.watchdog,
         )  # fmt: skip
         await self._consumer.start()
         self.readiness.add("consumer", self._consumer.check)
