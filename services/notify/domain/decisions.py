@@ -25,7 +25,8 @@ Rules (DESIGN section 10), with ``T`` = the momentary threshold (5 min):
 - ``planned_notice``: 7 and 1 days before a planned outage's start; notices whose time has
   passed collapse into one sent at once. A rescheduled start re-notifies; stale notices
   are cancelled when due.
-- ``voltage_acknowledged``: to customers added to a voltage incident with ``reported``.
+- ``voltage_acknowledged``: to customers added to a voltage incident with ``reported``,
+  or listed again with ``reported`` once they report (a later ``scope_changed``).
 """
 
 from __future__ import annotations
@@ -84,7 +85,7 @@ def decide(
         return []
     info = _update_incident(info, event)
     state.incidents[info.id] = info
-    added = _apply_added(event, info, state)
+    added, reported = _apply_added(event, info, state)
     newly_verified = _apply_restored(event, state)
 
     specs: list[JobSpec] = []
@@ -106,13 +107,10 @@ def decide(
         for interruption in newly_verified:
             specs.extend(_restored_jobs(event, info, interruption, policy))
     if info.kind == "voltage":
-        for interruption in added:
-            if interruption.reported:
-                specs.append(
-                    _spec(
-                        info, interruption.customer_id, "voltage_acknowledged", 0, event.occurred_at
-                    )
-                )
+        for interruption in reported:
+            specs.append(
+                _spec(info, interruption.customer_id, "voltage_acknowledged", 0, event.occurred_at)
+            )
     if info.kind == "planned":
         specs.extend(_planned_jobs(event, info, state, policy))
     return [spec for spec in specs if state.add_job(spec)]
@@ -183,13 +181,16 @@ def _update_incident(info: IncidentInfo | None, event: LifecycleEvent) -> Incide
 
 def _apply_added(
     event: LifecycleEvent, info: IncidentInfo, state: NotifyState
-) -> list[Interruption]:
+) -> tuple[list[Interruption], list[Interruption]]:
+    """(the new interruptions, the interruptions whose customer reported the problem with
+    this event: new ones added with ``reported`` and known ones listed again with it)."""
     added: list[Interruption] = []
+    reported: list[Interruption] = []
     if info.kind == "planned" and info.status == "scheduled":
         state.planned_customers.setdefault(info.id, set()).update(
             e.customer_id for e in event.customers_added
         )
-        return added
+        return added, reported
     entries = list(event.customers_added)
     if info.kind == "planned" and event.type == "planned_started":
         known = {e.customer_id for e in entries}
@@ -200,7 +201,13 @@ def _apply_added(
         ]
     for entry in entries:
         key = (info.id, entry.customer_id)
-        if key in state.interruptions:
+        existing = state.interruptions.get(key)
+        if existing is not None:
+            # A customer already in a voltage incident who reports it later is listed again
+            # with ``reported`` (scope_changed); the upgrade sticks, so it is acted on once.
+            if entry.reported and not existing.reported:
+                existing.reported = True
+                reported.append(existing)
             continue
         start = entry.at or info.detected_at or event.occurred_at
         if info.kind == "planned" and entry.at is None:
@@ -213,7 +220,9 @@ def _apply_added(
         if origin is not None:
             origin.moved_to = info.id
         added.append(interruption)
-    return added
+        if interruption.reported:
+            reported.append(interruption)
+    return added, reported
 
 
 def _apply_restored(event: LifecycleEvent, state: NotifyState) -> list[Interruption]:

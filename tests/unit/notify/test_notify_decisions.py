@@ -290,6 +290,33 @@ class TestOtherStages:
         )
         assert stages(decide(event, state)) == [("C2", "voltage_acknowledged")]
 
+    def test_a_customer_who_reports_later_is_acknowledged_once(self) -> None:
+        feed, state = Feed(), NotifyState()
+        opened = feed.event("V1", "voltage_opened", 0, kind="voltage", added=["C1", "C2"])
+        assert decide(opened, state) == []
+        # the incidents service lists the new reporter again, reported, in a scope_changed
+        reporters = [{"customer_id": c, "reported": True} for c in ("C1", "C3")]
+        later = feed.event("V1", "scope_changed", 10, added=reporters)
+        assert stages(decide(later, state)) == [
+            ("C1", "voltage_acknowledged"),
+            ("C3", "voltage_acknowledged"),
+        ]
+        assert state.interruptions[("V1", "C1")].reported
+        again = feed.event(
+            "V1", "scope_changed", 20, added=[{"customer_id": "C1", "reported": True}]
+        )
+        assert decide(again, state) == []
+
+    def test_a_reported_flag_on_a_known_outage_customer_adds_no_notice(self) -> None:
+        feed, state = Feed(), NotifyState()
+        assert stages(decide(feed.event("I1", "opened", 0, added=["C1"]), state)) == [
+            ("C1", "outage_detected")
+        ]
+        event = feed.event(
+            "I1", "scope_changed", 3, added=[{"customer_id": "C1", "reported": True}]
+        )
+        assert decide(event, state) == []
+
     def test_planned_notice_seven_and_one_day_before(self) -> None:
         feed, state = Feed(), NotifyState()
         start = at(10 * 24 * 60)
