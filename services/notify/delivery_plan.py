@@ -18,7 +18,7 @@ from services.notify.channels.base import Channel, OutboundMessage
 from services.notify.domain.decisions import NotifyPolicy, check_due
 from services.notify.domain.job_state import JobStatus
 from services.notify.domain.preferences import CustomerPrefs, plan_delivery
-from services.notify.domain.token_bucket import TokenBucket
+from services.notify.domain.token_bucket import RateSlots, TokenBucket
 from services.notify.indexed_state import IndexedNotifyState
 from services.notify.outcomes import Outcome, Sending, cancelled, release
 from services.notify.render import context_for, render
@@ -64,6 +64,7 @@ class Planner:
         tz: ZoneInfo,
         throttle: timedelta,
         crew_on_site_opt_in_default: bool,
+        round_s: float,
     ) -> None:
         self._topology = topology
         self._channels = channels
@@ -71,6 +72,7 @@ class Planner:
         self._policy = policy
         self._tz = tz
         self._throttle = throttle
+        self._slots = RateSlots(round_s)
         self._opt_in = frozenset({"crew_on_site"}) if crew_on_site_opt_in_default else frozenset()
 
     def plan(self, rows: Sequence[Any], ctx: SendContext, claimed_at: datetime) -> Plans:
@@ -112,7 +114,7 @@ class Planner:
             assert plan.address is not None
             bucket = self._buckets.get(plan.channel)
             if bucket is not None and not bucket.try_acquire():
-                at = bucket.available_at()
+                at = self._slots.next_slot(plan.channel, bucket)
                 plans.immediate.append(release(row, claimed_at, at, "rate_limited"))
                 continue
             ctx.last_sent[spec.customer_id] = now  # the throttle also holds inside a round

@@ -16,5 +16,7 @@ class NotifyServiceSettings(NotifySettings):
     notify_sender_concurrency: int = Field(default=32, ge=1)
     notify_lease_s: float = Field(default=120.0, gt=0)  # a claimed job is re-sent after this
     notify_idle_poll_s: float = Field(default=1.0, gt=0)  # sender wake-up when nothing is due
+    # pacing grid of rate-limited jobs: a coarser grid means fewer, larger sender rounds
+    notify_sender_round_s: float = Field(default=0.1, gt=0)
     # critical customers are also posted here (signed like webhooks) when set
     notify_operators_webhook_url: str | None = None

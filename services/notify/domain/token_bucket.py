@@ -9,7 +9,7 @@ defers the job to :meth:`TokenBucket.available_at` (not an attempt) or awaits
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from services.common.clock import Clock
 
@@ -62,6 +62,39 @@ class TokenBucket:
         """Wait on the clock until ``n`` tokens are available, then take them."""
         while not self.try_acquire(n):
             await self._clock.sleep_until(self.available_at(n))
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_US = timedelta(microseconds=1)
+
+
+class RateSlots:
+    """Send times for jobs that found their channel's bucket empty.
+
+    Each such job gets the next free slot of its channel: when the bucket will have a
+    token for it *after* every job already waiting (one token per ``1 / rate`` seconds),
+    rounded up to a grid of ``round_s`` so that the jobs of one round come due together
+    and are claimed in one go. Without this every waiting job would be due again at the
+    next single token and the whole backlog re-claimed for each message. The grid step is
+    capped at ``capacity / rate`` so a round's jobs always fit in the bucket.
+    """
+
+    def __init__(self, round_s: float) -> None:
+        if round_s <= 0:
+            raise ValueError("round_s must be positive")
+        self.round_s = round_s
+        self._last: dict[str, datetime] = {}
+
+    def next_slot(self, channel: str, bucket: TokenBucket) -> datetime:
+        """The time to try again for one job on ``channel`` (reserves that slot)."""
+        at = bucket.available_at()
+        last = self._last.get(channel)
+        if last is not None and last >= at:
+            at = last + timedelta(seconds=1 / bucket.rate)
+        self._last[channel] = at
+        step = max(1, int(min(self.round_s, bucket.capacity / bucket.rate) * 1_000_000))
+        micros = (at - _EPOCH) // _US
+        return _EPOCH + _US * (-(-micros // step) * step)
 
 
 class ChannelRateLimiter:
