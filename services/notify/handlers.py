@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import orjson
@@ -24,7 +24,8 @@ from services.common.db import UnitOfWork
 from services.common.outbox import add_to_outbox
 from services.common.topology.model import Topology
 from services.notify.domain.decisions import NotifyPolicy, decide
-from services.notify.domain.model import EventFormatError, JobSpec, LifecycleEvent
+from services.notify.domain.job_state import JobStatus
+from services.notify.domain.model import EventFormatError, JobKey, JobSpec, LifecycleEvent
 from services.notify.indexed_state import IndexedNotifyState
 from services.notify.repository import Baseline, StateRepository
 
@@ -44,6 +45,32 @@ class LifecycleContext:
 
 
 @dataclass(slots=True)
+class StateCache:
+    """The decision state kept from one lifecycle batch to the next, for a notify process
+    that is the only writer of the notify schema (the demo): without it every batch loads
+    its incidents' whole families (all their interruptions and jobs) again.
+
+    What it holds is what the last committed batch saved, so it stays exact as long as
+    (1) no other process writes notify state, (2) the sender reports the jobs it cancels
+    (:meth:`cancelled`; the only job change decisions look at) and (3) the owner calls
+    :meth:`clear` when a batch does not commit.
+    """
+
+    state: IndexedNotifyState = field(default_factory=IndexedNotifyState)
+    base: Baseline = field(default_factory=Baseline)
+
+    def clear(self) -> None:
+        self.state, self.base = IndexedNotifyState(), Baseline()
+
+    def cancelled(self, keys: Sequence[JobKey]) -> None:
+        """Jobs the sender cancelled (committed)."""
+        for key in keys:
+            job = self.state.jobs.get(key)
+            if job is not None:
+                self.state.jobs[key] = replace(job, status=JobStatus.CANCELLED)
+
+
+@dataclass(slots=True)
 class BatchResult:
     events: int = 0
     skipped: int = 0
@@ -52,9 +79,13 @@ class BatchResult:
 
 
 async def apply_lifecycle(
-    uow: UnitOfWork, records: Sequence[Record], ctx: LifecycleContext
+    uow: UnitOfWork,
+    records: Sequence[Record],
+    ctx: LifecycleContext,
+    cache: StateCache | None = None,
 ) -> BatchResult:
-    """Decide and store the jobs of a batch of lifecycle records (caller commits)."""
+    """Decide and store the jobs of a batch of lifecycle records (caller commits); with
+    ``cache``, on the state the previous batches left there (see :class:`StateCache`)."""
     repo = StateRepository(uow.session)
     result = BatchResult()
     parsed: list[LifecycleEvent] = []
@@ -66,8 +97,8 @@ async def apply_lifecycle(
             await _dead_letter(uow, record, code, str(exc), ctx)
             result.dead_letters += 1
     done = await repo.processed([e.event_id for e in parsed])
-    state = IndexedNotifyState()
-    base = Baseline()
+    state, base = (cache.state, cache.base) if cache is not None else (IndexedNotifyState(),
+                                                                       Baseline())  # fmt: skip
     fresh: list[str] = []
     for event in parsed:
         if event.event_id in done:

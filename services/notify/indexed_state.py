@@ -57,5 +57,9 @@ class IndexedNotifyState(NotifyState):
             self._by_incident = {}
             for (inc, _), interruption in self.interruptions.items():
                 self._by_incident.setdefault(inc, []).append(interruption)
+            for found in self._by_incident.values():
+                # customer order, however the state was filled (loaded at once or built up
+                # over batches): the jobs made for them are created in this order
+                found.sort(key=lambda i: i.customer_id)
             self._indexed_interruptions = len(self.interruptions)
         return [i for i in self._by_incident.get(incident_id, ()) if i.out]

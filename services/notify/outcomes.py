@@ -19,6 +19,7 @@ from schemas.topics import DELIVERIES
 from services.common.db import UnitOfWork
 from services.notify.channels.base import DeliveryResult
 from services.notify.domain.job_state import Job
+from services.notify.domain.model import JobKey
 from services.notify.domain.retry import RetryPolicy
 from services.notify.queue_repository import JobUpdate, QueueRepository
 
@@ -33,6 +34,7 @@ class Outcome:
     delivery: dict[str, Any] | None = None
     escalation: dict[str, Any] | None = None
     answered: float | None = None  # monotonic time of the gateway's answer
+    cancelled: JobKey | None = None  # the job this outcome cancels
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,8 +58,9 @@ def release(row: Any, claimed_at: datetime, at: datetime, reason: str) -> Outcom
 
 def cancelled(row: Any, claimed_at: datetime, reason: str) -> Outcome:
     """Not worth sending any more (momentary, restored meanwhile, opted out, ...)."""
+    key = JobKey(row.incident_id, row.customer_id, row.stage, int(row.revision))
     return Outcome(JobUpdate(row.id, claimed_at, "cancelled", None, row.attempts,
-                             last_error=reason))  # fmt: skip
+                             last_error=reason), cancelled=key)  # fmt: skip
 
 
 def sent_or_failed(
@@ -113,10 +116,12 @@ class OutcomeWriter:
         sessions: Any,
         before_commit: BeforeCommit | None = None,
         on_committed: Callable[[], None] | None = None,
+        on_cancelled: Callable[[Sequence[JobKey]], None] | None = None,
     ) -> None:
         self._sessions = sessions
         self._before_commit = before_commit
         self._on_committed = on_committed
+        self._on_cancelled = on_cancelled
 
     async def write(self, outcomes: Sequence[Outcome]) -> None:
         updates = [o.update for o in outcomes if o.update is not None]
@@ -133,3 +138,7 @@ class OutcomeWriter:
             await uow.commit()
         if self._on_committed is not None and any(o.delivery for o in outcomes):
             self._on_committed()
+        if self._on_cancelled is not None:
+            keys = [o.cancelled for o in outcomes if o.cancelled is not None]
+            if keys:
+                self._on_cancelled(keys)

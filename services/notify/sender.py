@@ -46,6 +46,7 @@ from services.notify.delivery_plan import (
     escalation_message,
 )
 from services.notify.domain.decisions import NotifyPolicy
+from services.notify.domain.model import JobKey
 from services.notify.domain.retry import RetryPolicy
 from services.notify.domain.token_bucket import TokenBucket
 from services.notify.outcomes import BeforeCommit, Outcome, OutcomeWriter, sent_or_failed
@@ -94,6 +95,7 @@ class Sender:
         operators: tuple[Channel, str] | None = None,
         before_commit: BeforeCommit | None = None,
         on_committed: Callable[[], None] | None = None,
+        on_cancelled: Callable[[Sequence[JobKey]], None] | None = None,
     ) -> None:
         self._sessions = sessions
         self._clock = clock
@@ -106,7 +108,7 @@ class Sender:
         )  # fmt: skip
         self._retry = retry or RetryPolicy()
         self._operators = operators
-        self._writer = OutcomeWriter(sessions, before_commit, on_committed)
+        self._writer = OutcomeWriter(sessions, before_commit, on_committed, on_cancelled)
         self.commit_windows_s: list[float] = []  # gateway answer → its commit, per message
         self.sent = 0
         self.reclaimed = 0

@@ -39,7 +39,7 @@ from services.notify.domain.decisions import NotifyPolicy
 from services.notify.domain.retry import RetryPolicy
 from services.notify.domain.token_bucket import TokenBucket
 from services.notify.entrypoints.inbound import ReplyContext, make_inbound_router
-from services.notify.handlers import LifecycleContext, apply_lifecycle
+from services.notify.handlers import LifecycleContext, StateCache, apply_lifecycle
 from services.notify.outcomes import BeforeCommit
 from services.notify.queue_repository import QueueRepository
 from services.notify.sender import Sender, SenderConfig
@@ -92,8 +92,13 @@ class NotifyService:
         registry: CollectorRegistry | None = None,
         before_commit: BeforeCommit | None = None,
         stall_after_s: float = STALL_AFTER_S,
+        sole_writer: bool = False,
     ) -> None:
+        """``sole_writer``: no other process writes the notify schema (the demo); the
+        lifecycle handler then keeps its decision state between batches."""
         self.settings = settings
+        self._cache = StateCache() if sole_writer else None
+        self._applied = False
         self._bus, self._sessions, self._clock = bus, sessions, clock
         policy = policy or load_policy(settings.policy_file)
         self.policy = notify_policy(policy, settings)
@@ -121,6 +126,7 @@ class NotifyService:
             ),
             operators=(operators, url) if operators is not None and url else None,
             before_commit=before_commit, on_committed=self._wake_relay,
+            on_cancelled=self._cache.cancelled if self._cache is not None else None,
         )  # fmt: skip
         self._ctx = LifecycleContext(self.policy, clock, lambda: self.topology.current)
         self.registry = registry if registry is not None else CollectorRegistry()
@@ -168,7 +174,8 @@ class NotifyService:
         log.info("notify started", group=self.settings.notify_group_id)
 
     async def _apply(self, uow: UnitOfWork, records: Sequence[Record]) -> None:
-        result = await apply_lifecycle(uow, records, self._ctx)
+        self._applied = True
+        result = await apply_lifecycle(uow, records, self._ctx, self._cache)
         self.jobs_created += len(result.jobs)
         if result.jobs:
             self._jobs_waiting.set()
@@ -176,7 +183,16 @@ class NotifyService:
     async def run_once(self, max_records: int | None = None) -> int:
         """Apply one batch of lifecycle events; the number of records applied."""
         await self.topology.refresh()
-        return await self._batch_consumer.run_once(max_records)
+        self._applied = False
+        try:
+            n = await self._batch_consumer.run_once(max_records)
+        except BaseException:
+            if self._cache is not None:
+                self._cache.clear()
+            raise
+        if self._cache is not None and self._applied and n == 0:
+            self._cache.clear()  # applied, then rolled back (the stored offsets had moved)
+        return n
 
     async def run_due(self) -> datetime | None:
         """Send what is due at the clock's now; the next wake-up (None: nothing queued)."""
@@ -191,6 +207,8 @@ class NotifyService:
     async def run_forever(self, stop: asyncio.Event) -> None:
         """Consumer, sender and relay until ``stop``; each waits out outages by itself."""
         assert self._relay is not None
+        # The consumer's own loop retries batches without run_once's clear-on-failure.
+        self._cache = None
         await asyncio.gather(
             self._batch_consumer.run_forever(stop),
             self._relay.run_forever(stop),
