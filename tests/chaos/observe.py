@@ -6,12 +6,12 @@ import asyncio
 import contextlib
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from replay import load_metadata
-from stack import count
+from stack import count, fetch
 
 Probe = Callable[[], Awaitable[int]]
 
@@ -29,23 +29,32 @@ class Series:
                 return v
         return None
 
-    def stalls(self, final: int, at_least_s: float, alive: Callable[[float, float], bool]) -> list[
+    def stalls(self, lag: Series, at_least_s: float, alive: Callable[[float, float], bool]) -> list[
         tuple[float, float]
     ]:  # fmt: skip
-        """Intervals of at least ``at_least_s`` with no progress below ``final`` while the
-        process ran throughout (``alive(t0, t1)``)."""
+        """Intervals of at least ``at_least_s`` in which this position did not move although
+        ``lag`` (sampled on the same ticks) stayed above zero, while the process ran
+        throughout (``alive(t0, t1)``): what the watchdogs call a stall. A quiet spell with
+        nothing to read (the storm's lull before the timers fire) is no stall."""
         out: list[tuple[float, float]] = []
-        since: float | None = None
+        start: float | None = None  # since when nothing moved while records waited
         value: int | None = None
-        for t, v in self.points:
-            if v is None:
-                continue
-            if value is None or v != value:
-                start = since if since is not None and value is not None else t
-                behind = value is not None and value < final
-                if behind and t - start >= at_least_s and alive(start, t):
-                    out.append((start, t))
-                since, value = t, v
+        last = 0.0
+
+        def close() -> None:
+            if start is not None and last - start >= at_least_s and alive(start, last):
+                out.append((start, last))
+
+        for (t, v), (_, behind) in zip(self.points, lag.points, strict=False):
+            if v is None or behind is None:
+                continue  # unreadable (a server restarting): no evidence either way
+            if v != value or behind <= 0:
+                close()
+                start, value = None, v
+            if behind > 0 and start is None:
+                start = t
+            last = t
+        close()
         return out
 
 
@@ -86,6 +95,50 @@ class Monitor:
 def table_probe(url: str, table: str) -> Probe:
     async def probe() -> int:
         return await count(url, table)
+
+    return probe
+
+
+def db_offsets_probe(url: str, schema: str, group: str, topic: str) -> Probe:
+    """Sum of the offsets a database-offset consumer stored for ``topic`` (its position)."""
+
+    async def probe() -> int:
+        query = (f"SELECT coalesce(sum(next_offset), 0) FROM {schema}.consumer_offsets"  # noqa: S608
+                 f" WHERE group_id = '{group}' AND topic = '{topic}'")  # fmt: skip
+        rows = await fetch(url, query)
+        return int(rows[0][0])
+
+    return probe
+
+
+def broker_offsets_probe(bootstrap: str, group: str, topics: Sequence[str]) -> Probe:
+    """Sum of the offsets ``group`` committed to the broker for ``topics`` (its position)."""
+
+    async def probe() -> int:
+        consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group,
+                                    enable_auto_commit=False, request_timeout_ms=4000)  # fmt: skip
+        await consumer.start()
+        try:
+            total = 0
+            for topic in topics:
+                await load_metadata(consumer, topic)
+                for p in sorted(consumer.partitions_for_topic(topic) or ()):
+                    total += await consumer.committed(TopicPartition(topic, p)) or 0
+            return total
+        finally:
+            await consumer.stop()
+
+    return probe
+
+
+def lag_probe(bootstrap: str, topics: Sequence[str], position: Probe) -> Probe:
+    """Records waiting: the end offsets of ``topics`` minus the consumer's ``position``."""
+
+    async def probe() -> int:
+        ends = 0
+        for topic in topics:
+            ends += sum((await end_offsets(bootstrap, topic)).values())
+        return ends - await position()
 
     return probe
 

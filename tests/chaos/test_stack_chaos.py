@@ -22,6 +22,7 @@ momentary, nested check) run on the same, complete evidence in both stacks.
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
@@ -30,7 +31,13 @@ from typing import Any
 
 import orjson
 import pytest
-from observe import Monitor, read_topic, table_probe, topic_end_probe
+from observe import (
+    Monitor,
+    broker_offsets_probe,
+    db_offsets_probe,
+    lag_probe,
+    read_topic,
+)
 from replay import mirror, replay
 from stack import (
     TOPIC_PARTITIONS,
@@ -55,10 +62,12 @@ WINDOWS = Windows(sustained_s=60, nested_check_s=40)
 REPLAY_S = 80.0  # wall-clock span of the replay
 REF = "ref."  # the reference ingest's topics
 AHEAD_MAX_S = 270.0  # ingest rejects events more than 300 s ahead of its clock
-CHAOS_PG_PORT = 55633
+# fixed per state directory (OUTAGEDESK_CHAOS_DIR): initdb writes it into the configuration
+CHAOS_PG_PORT = int(os.environ.get("OUTAGEDESK_CHAOS_PG_PORT", "55633"))
 STALL_S = 55.0  # no progress this long while behind = stalled (watchdogs act at 60 s)
 SEND_WINDOW_S = 5.0  # a re-sent message's first copy arrived at most this long before a kill
 CLAIMABLE = "('pending', 'retry', 'sending')"
+RAW_TOPICS = ["grid.meter-events.v1", "grid.device-events.v1", "grid.customer-reports.v1"]
 
 
 def storm(topology: dict[str, Any]) -> tuple[list[dict[str, Any]], datetime]:
@@ -161,11 +170,19 @@ class TestStackChaos:
         first_timer = base + timedelta(seconds=WINDOWS.sustained_s)
         ref.start()
         chaos.start()
-        monitor = Monitor({
-            "ingest": topic_end_probe(chaos_kafka.bootstrap, "grid.signals.v1"),
-            "incidents": table_probe(chaos_url, "incidents.processed_signals"),
-            "notify": table_probe(chaos_url, "notify.processed_events"),
-        }, tick=lambda: _sample(chaos, ref))  # fmt: skip
+        kafka = chaos_kafka.bootstrap
+        positions = {
+            "ingest": (RAW_TOPICS, broker_offsets_probe(kafka, "ingest", RAW_TOPICS)),
+            "incidents": (["grid.signals.v1"], db_offsets_probe(
+                chaos_url, "incidents", "incidents", "grid.signals.v1")),
+            "notify": (["incidents.lifecycle.v1"], db_offsets_probe(
+                chaos_url, "notify", "notify", "incidents.lifecycle.v1")),
+        }  # fmt: skip
+        probes = {}
+        for name, (topics, position) in positions.items():
+            probes[name] = position
+            probes[f"{name}-lag"] = lag_probe(kafka, topics, position)
+        monitor = Monitor(probes, tick=lambda: _sample(chaos, ref))
         monitor.start()
         mirrored = asyncio.Event()
         copy = asyncio.create_task(
@@ -243,7 +260,7 @@ class TestStackChaos:
         # Topics: same messages; repeats only as identical re-sends.
         for topic, theirs_topic, key, volatile in (
             ("grid.signals.v1", REF + "grid.signals.v1", "signal_id", ("received_at",)),
-            ("incidents.lifecycle.v1", "incidents.lifecycle.v1", "event_id", ()),
+            ("incidents.lifecycle.v1", "incidents.lifecycle.v1", "event_id", ("incident.sla",)),
             ("grid.dead-letter.v1", REF + "grid.dead-letter.v1", None, ("failed_at",)),
             ("notify.deliveries.v1", "notify.deliveries.v1", None, ("job_id", "occurred_at")),
         ):
@@ -257,6 +274,8 @@ class TestStackChaos:
                 assert set(_distinct(mine, key, volatile)) == expected
             if topic == "incidents.lifecycle.v1":
                 _assert_gapless(mine)
+                # sla is compared nowhere else on the wire: present in every snapshot
+                assert all(orjson.loads(raw)["incident"].get("sla") for raw in mine), topic
         # Gateway: the same messages; a repeat only for a send cut short by a notify kill.
         ref_refs, chaos_refs = await gateways[0].received(), await gateways[1].received()
         assert set(chaos_refs) == set(ref_refs)
@@ -266,14 +285,20 @@ class TestStackChaos:
                 assert any(0 <= k - times[0] <= SEND_WINDOW_S for k in chaos.notify.kills), (
                     f"{ref_id} sent {len(times)} times, not at a notify kill"
                 )
-        # Stalls: where a client made no progress while behind, its watchdog fired.
+        # Stalls: where a consumer's position stood still while records waited for it, its
+        # watchdog fired. Whether aiokafka wedges after the broker restart is up to chance;
+        # the watchdogs' mechanics are tested deterministically in the services' tests, so
+        # here they are checked where a stall happened, and the stalls are reported.
+        stalled: dict[str, list[tuple[float, float]]] = {}
         for name, proc in (("ingest", chaos.ingest), ("incidents", chaos.incidents[0]),
                            ("notify", chaos.notify)):  # fmt: skip
-            series = monitor.series[name]
-            final = series.last() or 0
-            stalls = series.stalls(final, STALL_S, _alive_between(proc.kills))
+            stalls = monitor.series[name].stalls(
+                monitor.series[f"{name}-lag"], STALL_S, _alive_between(proc.kills)
+            )
+            stalled[name] = stalls
             if stalls:
                 assert "restarting it" in proc.log_text(), f"{name} stalled {stalls}, no watchdog"
+        print(f"stalls (position still while lagging >= {STALL_S:.0f} s):", stalled)
         print("chaos events:", [(w, round(t1 - t0, 1)) for w, t0, t1 in events])
         print("duplicates at the gateway:",
               sum(1 for t in chaos_refs.values() if len(t) > 1), "of", len(chaos_refs))  # fmt: skip
@@ -293,12 +318,24 @@ async def _more_than(value: Any, n: int) -> bool:
 
 
 def _distinct(values: list[bytes], key: str | None, volatile: tuple[str, ...]) -> dict[Any, Any]:
-    """id → message without its ``volatile`` fields (by ``key``, or the whole message)."""
+    """id → message without its ``volatile`` fields (by ``key``, or the whole message;
+    ``a.b`` names a nested field).
+
+    A lifecycle snapshot's ``incident.sla`` is volatile: it holds the statuses of the last SLA
+    refresh, which ran at the end of an earlier unit of work (or of this one, for an
+    incident's first events), so which events share a unit of work decides it — after a
+    kill or a late timer round the same events fall into other batches (the incidents crash
+    test ignores it for the same reason); it must be present, which ``_compare`` checks."""
     out: dict[Any, Any] = {}
     for raw in values:
         msg = orjson.loads(raw)
         for name in volatile:
-            msg.pop(name, None)
+            *parents, leaf = name.split(".")
+            holder = msg
+            for part in parents:
+                holder = holder.get(part) if isinstance(holder, dict) else None
+            if isinstance(holder, dict):
+                holder.pop(leaf, None)
         ident: Any = msg[key] if key is not None else orjson.dumps(msg, option=orjson.OPT_SORT_KEYS)
         if ident in out:
             assert out[ident] == msg, f"{ident} re-sent with a different content"
