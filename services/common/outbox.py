@@ -174,8 +174,14 @@ class OutboxRelay:
     async def _claim(self, session: AsyncSession) -> list[Any]:
         t = self._table
         if session.get_bind().dialect.name != "postgresql":
+            # ``id + 0``: the same order, but SQLite then finds the few unpublished rows
+            # through the partial index and sorts them, instead of walking the whole table
+            # in rowid order (milliseconds per empty claim once it holds thousands of rows).
             result = await session.execute(
-                select(t).where(t.c.published_at.is_(None)).order_by(t.c.id).limit(self._batch_size)
+                select(t)
+                .where(t.c.published_at.is_(None))
+                .order_by(t.c.id + 0)
+                .limit(self._batch_size)
             )
             return list(result.all())
         head = t.alias("head")
