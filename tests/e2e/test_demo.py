@@ -9,7 +9,7 @@ import gzip
 import subprocess
 import sys
 from collections import Counter, defaultdict
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import orjson
@@ -18,6 +18,7 @@ import pytest
 from services.demo.bundle import BUNDLED_TOPOLOGY, bundled_path, generate
 
 pytestmark = pytest.mark.e2e
+LOCAL = timezone(timedelta(hours=8))  # the county's time (OUTAGEDESK_TIMEZONE Asia/Shanghai)
 
 
 @pytest.fixture(scope="module")
@@ -51,6 +52,26 @@ def _point(inc: dict[str, Any]) -> str:
 
 def _reachable(customer: dict[str, Any]) -> bool:
     return any(customer["contacts"].values())
+
+
+def _told_detected(customer: dict[str, Any], faults: list[Any]) -> bool:
+    """DESIGN 10: told once out for 5 minutes, unless that falls in the customer's quiet
+    hours (then at their end, if still out then); critical customers are told at once."""
+    if not _reachable(customer):
+        return False
+    out_until = max(f.end for f in faults)
+    due = min(f.start for f in faults) + timedelta(minutes=5)
+    if customer["critical"] or customer["quiet_hours"] is None:
+        return out_until > due
+    start_s, end_s = customer["quiet_hours"].split("-")
+    local = due.astimezone(LOCAL)
+    quiet_start = local.replace(hour=int(start_s[:2]), minute=int(start_s[3:]), second=0)
+    quiet_end = local.replace(hour=int(end_s[:2]), minute=int(end_s[3:]), second=0)
+    if local >= quiet_start:
+        return out_until > quiet_end + timedelta(days=1)
+    if local < quiet_end:
+        return out_until > quiet_end
+    return out_until > due
 
 
 class TestBundledDemo:
@@ -100,14 +121,24 @@ class TestBundledDemo:
             told = {m["customer_id"] for m in demo_run["messages"]}
             assert not (only_momentary & told), fault.name
 
+    @pytest.mark.xfail(
+        strict=True,
+        reason="known bug (issue 6 note): a customer whose transformer incident is absorbed by "
+        "an upstream fuse incident has the fuse incident's outage_detected cancelled as "
+        "restored_before_notice although still out (141 of 5,130 in the bundled run)",
+    )
     def test_each_reachable_customer_in_a_sustained_outage_is_told_once(
         self, demo_run: dict[str, Any]
     ) -> None:
         customers = {c["id"]: c for c in demo_run["topology"]["customers"]}
-        sustained = {c for f in demo_run["truth"] if f.kind == "outage" for c in f.customers}
+        faults = defaultdict(list)
+        for f in demo_run["truth"]:
+            if f.kind == "outage":
+                for c in f.customers:
+                    faults[c].append(f)
         detected = Counter(m["customer_id"] for m in demo_run["messages"]
                            if m["stage"] == "outage_detected")
-        expected = {c for c in sustained if _reachable(customers[c])}
+        expected = {c for c, fs in faults.items() if _told_detected(customers[c], fs)}
         assert set(detected) == expected
         assert max(detected.values()) == 1
 

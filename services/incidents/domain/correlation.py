@@ -380,7 +380,10 @@ class Correlator:
         if iid is not None:
             inc = self.s.incidents[iid]
             if inc.detected_at <= t:
-                self._restore(self._touch(inc), t, self.actor, why, None, "device", False)
+                # A closed device proves the line is live, not that every customer below has
+                # power (a fuse further down may still be out): unverified until the nested
+                # check, so nobody still in the dark is told the power is back.
+                self._restore(self._touch(inc), t, self.actor, why, None, "device", True)
             return
         cov = self._covering(("device", d))
         if cov is None or cov.detected_at > t:
@@ -393,7 +396,7 @@ class Correlator:
             if above == top:
                 break
         below = [c for c in self.net.customers_below(("device", d)) if c in cov.interruptions]
-        self._restore(self._touch(cov), t, self.actor, why, below, "device", False)
+        self._restore(self._touch(cov), t, self.actor, why, below, "device", True)
 
     # --- incidents --------------------------------------------------------------------------
     def _covering(self, point: Point) -> Incident | None:
