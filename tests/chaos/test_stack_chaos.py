@@ -261,7 +261,10 @@ class TestStackChaos:
         for topic, theirs_topic, key, volatile in (
             ("grid.signals.v1", REF + "grid.signals.v1", "signal_id", ("received_at",)),
             ("incidents.lifecycle.v1", "incidents.lifecycle.v1", "event_id", ("incident.sla",)),
-            ("grid.dead-letter.v1", REF + "grid.dead-letter.v1", None, ("failed_at",)),
+            # the message of a timestamp_out_of_range names ingest's clock reading, so the
+            # re-send of a dead letter after an ingest kill words it differently
+            ("grid.dead-letter.v1", REF + "grid.dead-letter.v1", None,
+             ("failed_at", "error.message")),
             ("notify.deliveries.v1", "notify.deliveries.v1", None, ("job_id", "occurred_at")),
         ):
             mine = await read_topic(chaos_kafka.bootstrap, topic)
