@@ -15,20 +15,30 @@ serve_app = typer.Typer(
     help="Run one service (production wiring: Kafka, PostgreSQL).", no_args_is_help=True
 )
 
+DatabaseUrl = Annotated[
+    str | None, typer.Option("--database-url", help="Default: OUTAGEDESK_DATABASE_URL")
+]
+BootstrapServers = Annotated[
+    str | None,
+    typer.Option("--bootstrap-servers", help="Default: OUTAGEDESK_KAFKA_BOOTSTRAP_SERVERS"),
+]
+
 
 def register(app: typer.Typer) -> None:
     app.add_typer(serve_app, name="serve")
 
 
+def _overrides(database_url: str | None, bootstrap_servers: str | None,
+               **more: object) -> dict[str, object]:
+    """Settings given on the command line; the rest come from the environment."""
+    given = {"database_url": database_url, "kafka_bootstrap_servers": bootstrap_servers, **more}
+    return {name: value for name, value in given.items() if value is not None}
+
+
 @serve_app.command("ingest")
 def serve_ingest_command(
-    database_url: Annotated[
-        str | None, typer.Option("--database-url", help="Default: OUTAGEDESK_DATABASE_URL")
-    ] = None,
-    bootstrap_servers: Annotated[
-        str | None,
-        typer.Option("--bootstrap-servers", help="Default: OUTAGEDESK_KAFKA_BOOTSTRAP_SERVERS"),
-    ] = None,
+    database_url: DatabaseUrl = None,
+    bootstrap_servers: BootstrapServers = None,
     metrics_port: Annotated[
         int | None,
         typer.Option(
@@ -41,26 +51,14 @@ def serve_ingest_command(
     from services.ingest.entrypoints.run import serve_ingest
     from services.ingest.settings import IngestSettings
 
-    overrides: dict[str, object] = {}
-    if database_url is not None:
-        overrides["database_url"] = database_url
-    if bootstrap_servers is not None:
-        overrides["kafka_bootstrap_servers"] = bootstrap_servers
-    if metrics_port is not None:
-        overrides["ingest_metrics_port"] = metrics_port
-    settings = IngestSettings(**overrides)  # type: ignore[arg-type]
-    asyncio.run(serve_ingest(settings))
+    overrides = _overrides(database_url, bootstrap_servers, ingest_metrics_port=metrics_port)
+    asyncio.run(serve_ingest(IngestSettings(**overrides)))  # type: ignore[arg-type]
 
 
 @serve_app.command("notify")
 def serve_notify_command(
-    database_url: Annotated[
-        str | None, typer.Option("--database-url", help="Default: OUTAGEDESK_DATABASE_URL")
-    ] = None,
-    bootstrap_servers: Annotated[
-        str | None,
-        typer.Option("--bootstrap-servers", help="Default: OUTAGEDESK_KAFKA_BOOTSTRAP_SERVERS"),
-    ] = None,
+    database_url: DatabaseUrl = None,
+    bootstrap_servers: BootstrapServers = None,
     port: Annotated[
         int | None,
         typer.Option(
@@ -73,26 +71,14 @@ def serve_notify_command(
     from services.notify.entrypoints.run import serve_notify
     from services.notify.service_settings import NotifyServiceSettings
 
-    overrides: dict[str, object] = {}
-    if database_url is not None:
-        overrides["database_url"] = database_url
-    if bootstrap_servers is not None:
-        overrides["kafka_bootstrap_servers"] = bootstrap_servers
-    if port is not None:
-        overrides["notify_port"] = port
-    settings = NotifyServiceSettings(**overrides)  # type: ignore[arg-type]
-    asyncio.run(serve_notify(settings))
+    overrides = _overrides(database_url, bootstrap_servers, notify_port=port)
+    asyncio.run(serve_notify(NotifyServiceSettings(**overrides)))  # type: ignore[arg-type]
 
 
 @serve_app.command("incidents")
 def serve_incidents_command(
-    database_url: Annotated[
-        str | None, typer.Option("--database-url", help="Default: OUTAGEDESK_DATABASE_URL")
-    ] = None,
-    bootstrap_servers: Annotated[
-        str | None,
-        typer.Option("--bootstrap-servers", help="Default: OUTAGEDESK_KAFKA_BOOTSTRAP_SERVERS"),
-    ] = None,
+    database_url: DatabaseUrl = None,
+    bootstrap_servers: BootstrapServers = None,
     no_api: Annotated[bool, typer.Option("--no-api", help="Consumer, timers, relay only")] = False,
     api_only: Annotated[bool, typer.Option("--api-only", help="The HTTP API only")] = False,
 ) -> None:
@@ -102,10 +88,5 @@ def serve_incidents_command(
 
     if no_api and api_only:
         raise typer.BadParameter("--no-api and --api-only exclude each other")
-    overrides: dict[str, object] = {}
-    if database_url is not None:
-        overrides["database_url"] = database_url
-    if bootstrap_servers is not None:
-        overrides["kafka_bootstrap_servers"] = bootstrap_servers
-    settings = IncidentsSettings(**overrides)  # type: ignore[arg-type]
+    settings = IncidentsSettings(**_overrides(database_url, bootstrap_servers))  # type: ignore[arg-type]
     asyncio.run(serve_incidents(settings, loops=not api_only, api=not no_api))
