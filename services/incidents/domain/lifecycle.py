@@ -278,7 +278,9 @@ def merge(incident: Incident, into: Incident, at: datetime, actor: str, reason: 
     into.detected_at = min(into.detected_at, incident.detected_at)
     incident.merged_into = into.id
     transition(incident, "merged", at, actor, f"{reason} (into {into.id})")
-    into.record("scope_changed", at, actor, f"absorbed {incident.id}", added=added)
+    into.record(
+        "scope_changed", at, actor, f"absorbed {incident.id}", added=added, moved_from=incident.id
+    )
     return added
 
 

@@ -220,13 +220,15 @@ class Incident:
         *,
         confirmed: bool = False,
         reported: Iterable[str] = (),
+        moved_from: str | None = None,
     ) -> Event:
         """Append to the timeline and emit an event with the next gapless ``seq``.
 
         ``confirmed`` marks the restored customers as verified even when their restore was
         inferred (the nested check found them no longer dark). ``reported`` marks the added
         customers who reported the problem themselves (``"reported": true``: notify
-        acknowledges a voltage report to them)."""
+        acknowledges a voltage report to them). ``moved_from`` names the incident the added
+        customers' interruptions came from (a merge), so notify links the two at once."""
         if type_ not in EVENT_TYPES:
             raise ValueError(f"unknown lifecycle event type {type_!r}")
         self.timeline.append(TimelineEntry(at, actor, type_, detail))
@@ -235,19 +237,23 @@ class Incident:
         reporters = frozenset(reported)
         event = Event(
             self.id, self.seq, type_, at, actor, self.snapshot(), added_ids, restored_ids,
-            tuple(self._added_entry(c, c in reporters) for c in added_ids),
+            tuple(self._added_entry(c, c in reporters, moved_from) for c in added_ids),
             tuple(self._restored_entry(c, confirmed) for c in restored_ids),
         )  # fmt: skip
         self.events.append(event)
         return event
 
-    def _added_entry(self, customer_id: str, reported: bool) -> dict[str, Any]:
+    def _added_entry(
+        self, customer_id: str, reported: bool, moved_from: str | None
+    ) -> dict[str, Any]:
         intr = self.interruptions.get(customer_id)
         entry: dict[str, Any] = {
             "customer_id": customer_id, "interrupted_at": iso(intr.start if intr else None),
         }  # fmt: skip
         if reported:  # only then: outage events keep their shape
             entry["reported"] = True
+        if moved_from is not None:
+            entry["moved_from"] = moved_from
         return entry
 
     def _restored_entry(self, customer_id: str, confirmed: bool) -> dict[str, Any]:
