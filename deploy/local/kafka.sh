@@ -35,11 +35,19 @@ install_tools() {
 }
 
 fetch_jars() {
-  if ! ls "$LIB"/kafka_2.13-*.jar >/dev/null 2>&1; then
-    echo "kafka: fetching broker jars from Maven Central" >&2
-    (cd "$HERE" && mvn -B -q package)
-  fi
-  ls "$LIB"/kafka_2.13-*.jar >/dev/null 2>&1 || { echo "kafka: no broker jars in $LIB" >&2; exit 1; }
+  # Several brokers may start at once (the chaos tests start two): one fetch under a lock,
+  # and a marker written only after the copy finished, so nobody starts on half the jars.
+  local done_marker="$HERE/target/.kafka-libs-complete"
+  mkdir -p "$HERE/target"
+  (
+    flock 9
+    if [ ! -e "$done_marker" ]; then
+      echo "kafka: fetching broker jars from Maven Central" >&2
+      (cd "$HERE" && mvn -B -q package) && touch "$done_marker"
+    fi
+  ) 9>"$HERE/target/.fetch.lock"
+  [ -e "$done_marker" ] && ls "$LIB"/kafka_2.13-*.jar >/dev/null 2>&1 \
+    || { echo "kafka: no broker jars in $LIB" >&2; exit 1; }
 }
 
 write_config() {
