@@ -150,7 +150,10 @@ class Correlator:
 
     def _confirm_inferred(self, inc: Incident, at: datetime) -> None:
         """After the nested check, customers still held by ``inc`` whose restore was inferred
-        are confirmed restored (so notify may now tell them)."""
+        are confirmed restored (so notify may now tell them). A momentary tells nobody, so
+        it has nothing to confirm."""
+        if inc.status == "momentary":
+            return
         confirmed = [
             c
             for c, intr in inc.interruptions.items()
