@@ -182,6 +182,10 @@ class BatchConsumer:
     # -- the loop ----------------------------------------------------------------------
     async def run_once(self, max_records: int | None = None) -> int:
         """Consume, apply and commit one batch; the number of records applied."""
+        if self._consumer is None:
+            # A restart whose start failed (broker down): start again, or raise BusError
+            # so the caller backs off and retries, instead of dying on a missing client.
+            await self.start()
         if self._uncommitted:
             await self._commit_broker()
         await self._resolve_pending_seeks()
