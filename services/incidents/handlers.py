@@ -183,8 +183,9 @@ async def finish(
 
 def fill_sla(events: Sequence[Event], incidents: Sequence[Incident]) -> None:
     """Give events recorded before their incident's first SLA refresh (its ``sla`` was
-    still empty) the statuses the refresh computed in this unit of work: a consumer never
-    sees a snapshot without SLA targets."""
+    still empty) the statuses the refresh computed in this unit of work, so a consumer sees
+    SLA targets in every snapshot of an incident that has any (one that ended before a target
+    fell due, e.g. opened and merged in one batch, has none: ``sla`` stays empty)."""
     by_id = {i.id: i for i in incidents}
     for e in events:
         inc = by_id.get(e.incident_id)

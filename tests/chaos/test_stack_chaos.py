@@ -277,8 +277,11 @@ class TestStackChaos:
                 assert set(_distinct(mine, key, volatile)) == expected
             if topic == "incidents.lifecycle.v1":
                 _assert_gapless(mine)
-                # sla is compared nowhere else on the wire: present in every snapshot
-                assert all(orjson.loads(raw)["incident"].get("sla") for raw in mine), topic
+                # sla is compared nowhere else on the wire: present in every snapshot (empty
+                # only for an incident that ended before any target fell due, e.g. one
+                # opened and merged in the same batch)
+                assert all(isinstance(orjson.loads(raw)["incident"].get("sla"), dict)
+                           for raw in mine), topic  # fmt: skip
         # Gateway: the same messages; a repeat only for a send cut short by a notify kill.
         ref_refs, chaos_refs = await gateways[0].received(), await gateways[1].received()
         assert set(chaos_refs) == set(ref_refs)

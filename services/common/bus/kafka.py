@@ -80,7 +80,7 @@ class KafkaBus:
         except (KafkaError, TimeoutError) as exc:
             raise BusError(f"create_topics {list(topics)} failed: {exc!r}") from exc
         finally:
-            await _bounded(admin.close(), self._timeout_s, "admin close")
+            await shutdown_step(admin.close(), self._timeout_s, "admin close")
 
     async def _wait_for_leaders(self, admin: AIOKafkaAdminClient, topics: Sequence[str]) -> None:
         # Creation is asynchronous in the controller; producers sent to a topic before its
@@ -126,7 +126,7 @@ class KafkaBus:
             async with asyncio.timeout(self._timeout_s):
                 await client.start()
         except (KafkaError, TimeoutError) as exc:
-            await _bounded(client.stop(), self._timeout_s, "consumer stop")
+            await shutdown_step(client.stop(), self._timeout_s, "consumer stop")
             raise BusError(f"consumer for {list(topics)} could not start: {exc!r}") from exc
         self._open.append(consumer)
         return consumer
@@ -160,7 +160,7 @@ class KafkaProducer:
             async with asyncio.timeout(self._timeout_s):
                 await client.start()
         except (KafkaError, TimeoutError) as exc:
-            await _bounded(client.stop(), self._timeout_s, "producer stop")
+            await shutdown_step(client.stop(), self._timeout_s, "producer stop")
             raise BusError(f"producer could not start: {exc!r}") from exc
         self._client = client
 
@@ -182,7 +182,9 @@ class KafkaProducer:
             self._client = None
             # Stop the wedged client in the background so the caller learns of the failure
             # within its timeout; stopping a client whose broker is gone can take as long.
-            task = asyncio.create_task(_bounded(client.stop(), self._timeout_s, "producer stop"))
+            task = asyncio.create_task(
+                shutdown_step(client.stop(), self._timeout_s, "producer stop")
+            )
             self._retiring.add(task)
             task.add_done_callback(self._retiring.discard)
             raise BusError(f"send of {len(messages)} messages failed: {exc!r}") from exc
@@ -191,7 +193,7 @@ class KafkaProducer:
         self._stopped = True
         if self._client is not None:
             client, self._client = self._client, None
-            await _bounded(client.stop(), self._timeout_s, "producer stop")
+            await shutdown_step(client.stop(), self._timeout_s, "producer stop")
         if self._retiring:
             await asyncio.gather(*self._retiring)
 
@@ -293,13 +295,20 @@ class KafkaConsumer:
         if self._stopped:
             return
         self._stopped = True
-        await _bounded(self._client.stop(), self._timeout_s, "consumer stop")
+        await shutdown_step(self._client.stop(), self._timeout_s, "consumer stop")
 
 
-async def _bounded(awaitable: Awaitable[object], timeout_s: float, what: str) -> None:
+async def shutdown_step(awaitable: Awaitable[object], timeout_s: float, what: str) -> None:
     """Await a shutdown step, giving up after ``timeout_s``: shutdown must not hang."""
     try:
         async with asyncio.timeout(timeout_s):
             await awaitable
-    except (KafkaError, TimeoutError) as exc:
+    except (KafkaError, TimeoutError, OSError) as exc:
+        log.warning("bus.shutdown_step_failed", step=what, error=repr(exc))
+    except asyncio.CancelledError as exc:
+        # aiokafka's stop() awaits its own tasks; one cancelled by a timed-out start() re-raises
+        # CancelledError here although nobody cancelled us. Only our own cancellation propagates.
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            raise
         log.warning("bus.shutdown_step_failed", step=what, error=repr(exc))
