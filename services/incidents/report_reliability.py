@@ -27,6 +27,8 @@ from services.incidents.report_interruptions import (
     momentary_event_rows,
     overlapping,
 )
+from services.incidents.report_rollup_sums import rollup_group_sums
+from services.incidents.report_rollups import rollup_daily_saidi, whole_hour_zone
 from services.incidents.report_sql import (
     Dialect,
     group_key_expr,
@@ -63,14 +65,22 @@ def _years_before(day: date, years: int) -> date:
 
 
 async def saidi_history(
-    session: AsyncSession, period: Period, served: int, tz: tzinfo, years: int
+    session: AsyncSession,
+    period: Period,
+    served: int,
+    tz: tzinfo,
+    years: int,
+    *,
+    rollups: bool = False,
 ) -> SaidiHistory:
-    """Daily system SAIDI of up to ``years`` years before the period, summed in SQL."""
+    """Daily system SAIDI of up to ``years`` years before the period, summed in SQL
+    (from the hour roll-up when ``rollups``)."""
     first = await first_interruption_before(session, period.start)
     if first is None:
         return SaidiHistory()
     since = max(first, local_midnight(_years_before(local_day(period.start, tz), years), tz))
-    daily = await daily_system_saidi(session, since, period.start, period.start, served, tz)
+    daily_fn = rollup_daily_saidi if rollups else daily_system_saidi
+    daily = await daily_fn(session, since, period.start, period.start, served, tz)
     return SaidiHistory(daily_saidi=daily, first_day=local_day(first, tz))
 
 
@@ -82,10 +92,12 @@ async def med_context(
     served: int,
     years: int,
     beta_multiplier: float,
+    rollups: bool = False,
 ) -> MedContext:
     """The period's daily SAIDI, the MED threshold and the MEDs for ``served`` customers."""
-    history = await saidi_history(session, period, served, tz, years)
-    daily = await daily_system_saidi(session, period.start, period.end, period.end, served, tz)
+    history = await saidi_history(session, period, served, tz, years, rollups=rollups)
+    daily_fn = rollup_daily_saidi if rollups else daily_system_saidi
+    daily = await daily_fn(session, period.start, period.end, period.end, served, tz)
     threshold = med_threshold(
         history, local_day(period.start, tz), years=years, beta_multiplier=beta_multiplier
     )
@@ -286,9 +298,19 @@ async def reliability_report_sql(
     rs1_targets: Mapping[str, float],
     med_beta_multiplier: float,
     med_history_years: int,
+    rollups: bool | None = None,
 ) -> dict[str, Any]:
-    """The reliability report of DESIGN section 11, sums computed in the database."""
+    """The reliability report of DESIGN section 11, sums computed in the database.
+
+    With ``rollups`` (default: whenever ``tz`` keeps whole-hour offsets over the period and
+    its MED history) closed interruptions are read from the roll-up tables
+    (``report_rollup_sums``); otherwise every overlapping row is summed. Both give the same
+    report.
+    """
     check_group_by(group_by)
+    if rollups is None:
+        since = period.start - timedelta(days=366 * med_history_years + 2)
+        rollups = whole_hour_zone(tz, since, period.end)
     if Dialect.of(session).postgres:
         # For this transaction only: JIT compilation costs more than it saves on these
         # sub-second scans, and the per-customer grouping must not spill to disk.
@@ -302,10 +324,14 @@ async def reliability_report_sql(
         served=sum(n for n, _areas in served.values()),
         years=med_history_years,
         beta_multiplier=med_beta_multiplier,
+        rollups=rollups,
     )
     med_set = frozenset(ctx.days)
-    on_med = in_local_days(I.c.start, ctx.days, tz)
-    base, excl = await _group_sums(session, period, group_by, cemi_n, on_med)
+    if rollups:
+        base, excl = await rollup_group_sums(session, period, group_by, cemi_n, ctx.days, tz)
+    else:
+        on_med = in_local_days(I.c.start, ctx.days, tz)
+        base, excl = await _group_sums(session, period, group_by, cemi_n, on_med)
     events = await _event_counts(session, period, group_by, ctx.days, tz)
     med_iso = [d.isoformat() for d in ctx.days]
     groups_out: list[dict[str, Any]] = []
