@@ -27,8 +27,8 @@ from services.common.policy import Policy
 from services.incidents import orm
 from services.incidents.impact_store import ImpactRecorder
 from services.incidents.incident_writer import save_changed
+from services.incidents.notice_store import Notice, record_first_notices
 from services.incidents.quality_signals import QualitySignals
-from services.incidents.report_store import record_first_notice
 from services.incidents.sla_scheduler import SlaRefresh, SlaScheduler
 from services.incidents.state_store import load_incidents
 from services.incidents.voltage_watch import VoltageWatch
@@ -95,12 +95,10 @@ async def apply_deliveries(uow: UnitOfWork, records: Sequence[Record], ctx: Hand
     # The cache lock before the first write: on SQLite the transaction's first statement
     # takes the database write lock, and a writer holding it must not wait for this lock.
     async with ctx.cache.lock:
-        changed: set[str] = set()
-        for d in sent:
-            if await record_first_notice(
-                session, d.incident_id, d.customer_id, d.occurred_at, d.stage, d.channel
-            ):
-                changed.add(d.incident_id)
+        changed = await record_first_notices(
+            session,
+            [Notice(d.incident_id, d.customer_id, d.occurred_at, d.stage, d.channel) for d in sent],
+        )
         if not changed:
             return 0
         ctx.cache.begin()

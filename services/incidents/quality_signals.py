@@ -9,7 +9,7 @@ holds the customer at that moment (one created by this very batch included).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
@@ -35,7 +35,7 @@ from services.incidents.voltage_store import (
     DisturbanceRow,
     ReadingRow,
     store_disturbance,
-    store_reading,
+    store_readings,
 )
 from services.incidents.voltage_watch import (
     ACTOR,
@@ -65,24 +65,26 @@ class QualitySignals:
         transitions: list[VoltageEvent] = []
         confirm_for: dict[str, datetime] = {}  # transformer → low_voltage report while open
         reporters: dict[str, set[str]] = {}  # transformer → new reporters while open
+        batch_readings = list(self._readings(signals))
+        readings: dict[str, ReadingRow] = {}
+        for row, _ in batch_readings:
+            readings.setdefault(row.event_id, row)
+        # Stored in one go; the monitors below still see them one by one in batch order.
+        new_readings = await store_readings(session, batch_readings, self.tz)
         for s in signals:
             tx = s.transformer_id
             if tx is not None and tx not in topo.transformers:
                 continue  # the topology changed under the signal
             area = topo.area_of_transformer(tx) if tx is not None else ""
             if s.kind == "voltage" and tx is not None and s.meter_id is not None:
-                d = s.data
-                v_avg = float(d["v_avg"])
-                row = ReadingRow(
-                    s.signal_id, s.meter_id, tx, s.feeder_id, s.occurred_at,
-                    int(d.get("interval_s", 900)), v_avg, _opt(d.get("v_min")),
-                    _opt(d.get("v_max")), self.watch.in_band(tx, v_avg),
-                )  # fmt: skip
-                if await store_reading(session, row, area, self.tz):
+                row = readings[s.signal_id]
+                if s.signal_id in new_readings:
+                    new_readings.discard(s.signal_id)  # a repeat in the batch is a duplicate
                     monitor = await self.watch.monitor(session, tx, s.occurred_at, batch_ids)
                     transitions += monitor.add_reading(
-                        reading_of(s.signal_id, s.meter_id, s.occurred_at, v_avg, row.interval_s)
-                    )
+                        reading_of(s.signal_id, s.meter_id, s.occurred_at, row.v_avg,
+                                   row.interval_s)
+                    )  # fmt: skip
             elif s.kind in ("sag", "swell") and tx is not None and s.meter_id is not None:
                 magnitude, duration = float(s.data["magnitude_v"]), float(s.data["duration_ms"])
                 nominal = topo.transformers[tx].nominal_v
@@ -142,6 +144,24 @@ class QualitySignals:
             return
         await ctx.cache.acquire(session, {i.feeder_id for i in incidents})
         await save_changed(uow, ctx, incidents, metas, ctx.clock.now())
+
+    def _readings(self, signals: Sequence[Signal]) -> Iterator[tuple[ReadingRow, str]]:
+        """The batch's voltage readings on known transformers, with their area."""
+        topo = self.watch.topology
+        for s in signals:
+            tx = s.transformer_id
+            if s.kind != "voltage" or tx is None or s.meter_id is None:
+                continue
+            if tx not in topo.transformers:
+                continue  # the topology changed under the signal
+            d = s.data
+            v_avg = float(d["v_avg"])
+            row = ReadingRow(
+                s.signal_id, s.meter_id, tx, s.feeder_id, s.occurred_at,
+                int(d.get("interval_s", 900)), v_avg, _opt(d.get("v_min")),
+                _opt(d.get("v_max")), self.watch.in_band(tx, v_avg),
+            )  # fmt: skip
+            yield row, topo.area_of_transformer(tx)
 
 
 async def _confirm_open(

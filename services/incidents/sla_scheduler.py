@@ -29,8 +29,14 @@ from services.incidents.domain import policy_rules, sla_clock
 from services.incidents.domain.model import Incident
 from services.incidents.domain.sla_clock import IncidentTimes, SlaEvent
 from services.incidents.incident_writer import save_changed
-from services.incidents.report_store import first_notice_at
-from services.incidents.sla_store import due_rows, load_rows, next_pending, save_rows, set_flags
+from services.incidents.notice_store import first_notice_ats
+from services.incidents.sla_store import (
+    due_rows,
+    load_rows_many,
+    next_pending,
+    save_rows_many,
+    set_flags,
+)
 from services.incidents.state_store import IncidentMeta, load_incidents
 
 if TYPE_CHECKING:
@@ -71,26 +77,41 @@ class SlaRefresh:
     async def __call__(
         self, uow: UnitOfWork, incidents: Sequence[Incident], ctx: HandlerContext
     ) -> None:
-        for inc in incidents:
-            await refresh_incident(uow.session, inc, self.policy, ctx.clock.now())
+        await refresh_incidents(uow.session, incidents, self.policy, ctx.clock.now())
 
 
 async def refresh_incident(
     session: AsyncSession, inc: Incident, policy: Policy, now: datetime
 ) -> None:
     """Recompute one incident's deadline rows (flags kept) and its ``sla`` summary."""
-    if inc.kind == "planned":
+    await refresh_incidents(session, [inc], policy, now)
+
+
+async def refresh_incidents(
+    session: AsyncSession, incidents: Sequence[Incident], policy: Policy, now: datetime
+) -> None:
+    """:func:`refresh_incident` for several incidents, with one read of their first
+    notices, one of their deadline rows and one upsert."""
+    todo = {inc.id: inc for inc in incidents if inc.kind != "planned"}
+    if not todo:
         return
-    targets = policy_rules.sla_targets(policy, cast(Area, inc.area))
-    times = incident_times(inc, await first_notice_at(session, inc.id), now)
-    stored = await load_rows(session, inc.id)
-    rows = [
-        sla_clock.refresh(stored.get(r.target), r)
-        for r in sla_clock.deadline_rows(inc.id, times, targets)
-    ]
-    states = {s.target: s for s in sla_clock.evaluate(times, targets, now)}
-    await save_rows(session, inc.area, rows, states)
-    inc.sla = {t: s.status for t, s in states.items()}
+    ids = sorted(todo)
+    notices = await first_notice_ats(session, ids)
+    stored = await load_rows_many(session, ids)
+    batches = []
+    for iid in ids:
+        inc = todo[iid]
+        targets = policy_rules.sla_targets(policy, cast(Area, inc.area))
+        times = incident_times(inc, notices.get(iid), now)
+        known = stored.get(iid, {})
+        rows = [
+            sla_clock.refresh(known.get(r.target), r)
+            for r in sla_clock.deadline_rows(iid, times, targets)
+        ]
+        states = {s.target: s for s in sla_clock.evaluate(times, targets, now)}
+        batches.append((inc.area, rows, states))
+        inc.sla = {t: s.status for t, s in states.items()}
+    await save_rows_many(session, batches)
 
 
 class SlaScheduler:

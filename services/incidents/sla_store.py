@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.incidents.domain.sla_clock import DeadlineRow, Target, TargetState
 from services.incidents.quality_orm import sla_deadlines
-from services.incidents.state_store import upsert, utc
+from services.incidents.state_store import chunks, upsert, utc
 
 _FLAGS = ("at_risk_emitted", "breached_emitted")
 
@@ -36,6 +36,18 @@ async def load_rows(session: AsyncSession, incident_id: str) -> dict[Target, Dea
     return {r.target: _row(r) for r in rows}
 
 
+async def load_rows_many(
+    session: AsyncSession, incident_ids: Sequence[str]
+) -> dict[str, dict[Target, DeadlineRow]]:
+    """The stored deadlines of several incidents: incident → target → row."""
+    t = sla_deadlines
+    out: dict[str, dict[Target, DeadlineRow]] = {}
+    for part in chunks(sorted(set(incident_ids))):
+        for r in await session.execute(sa.select(t).where(t.c.incident_id.in_(part))):
+            out.setdefault(r.incident_id, {})[r.target] = _row(r)
+    return out
+
+
 async def save_rows(
     session: AsyncSession,
     area: str,
@@ -44,26 +56,35 @@ async def save_rows(
 ) -> None:
     """Upsert deadline rows with their evaluated state (status ``dropped`` when a target
     no longer applies)."""
-    if not rows:
-        return
+    await save_rows_many(session, [(area, rows, states)])
+
+
+async def save_rows_many(
+    session: AsyncSession,
+    batches: Sequence[tuple[str, Sequence[DeadlineRow], dict[Target, TargetState]]],
+) -> None:
+    """:func:`save_rows` for several incidents ``(area, rows, states)`` in one statement."""
     values = []
-    for row in rows:
-        st = states.get(row.target)
-        values.append(
-            {
-                "incident_id": row.incident_id,
-                "target": row.target,
-                "area": area,
-                "started_at": st.started_at if st else row.at_risk_at,
-                "at_risk_at": row.at_risk_at,
-                "due_at": row.due_at,
-                "completed_at": st.completed_at if st else None,
-                "status": st.status if st else "dropped",
-                "at_risk_emitted": row.at_risk_emitted,
-                "breached_emitted": row.breached_emitted,
-                "completed": row.completed,
-            }  # fmt: skip
-        )
+    for area, rows, states in batches:
+        for row in rows:
+            st = states.get(row.target)
+            values.append(
+                {
+                    "incident_id": row.incident_id,
+                    "target": row.target,
+                    "area": area,
+                    "started_at": st.started_at if st else row.at_risk_at,
+                    "at_risk_at": row.at_risk_at,
+                    "due_at": row.due_at,
+                    "completed_at": st.completed_at if st else None,
+                    "status": st.status if st else "dropped",
+                    "at_risk_emitted": row.at_risk_emitted,
+                    "breached_emitted": row.breached_emitted,
+                    "completed": row.completed,
+                }  # fmt: skip
+            )
+    if not values:
+        return
     stmt = upsert(session, sla_deadlines)
     keep = ("incident_id", "target")
     await session.execute(
