@@ -301,15 +301,10 @@ class Correlator:
         if not self._set_off(c, st, t, source):
             return
         st.still_out = st.still_out or still_out
-        if (
-            still_out
-            and inc is not None
-            and intr is not None
-            and not lifecycle.is_open(inc)
-            and inc.id not in self.s.nested_due
-        ):
-            nested_check(self, inc, t, only=[c])  # "still out" after the check: nest now
-            return
+        if still_out and inc is not None and intr is not None and not lifecycle.is_open(inc):
+            if inc.id not in self.s.nested_due:
+                nested_check(self, inc, t, only=[c])  # "still out" after the check: nest now
+            return  # inside the check's window the check nests it, as if read before the close
         top = self.off.topmost(c)
         if top is None or self.off.support(top) < 2:
             assert st.since is not None

@@ -163,6 +163,29 @@ class TestNestedOutage:
         total = sum(i.customer_minutes(at(9000)) for i in h.live())
         assert total == pytest.approx(len(FU1) * 120 + 15 * 30, abs=1)
 
+    @pytest.mark.parametrize("call_first", [True, False])
+    def test_still_out_calls_inside_the_check_window_nest_whatever_the_read_order(
+        self, h: Harness, call_first: bool
+    ) -> None:
+        # the fuse's gasps were lost but two customers below it call still_out 8 s after the
+        # breaker closed: read before or after the close, each nests below the parent at the
+        # check (two of ten meters: too few to roll up to a transformer or the fuse)
+        everyone = FU1 + FU2 + customers_of("T31", "T01")
+        h.feed([sig("device_open", "F01-BKR", 0, lockout=True)])
+        h.feed(sig("power_off", c, 1) for c in everyone if c not in FU1)
+        parent = h.only()
+        calls = [sig("call_still_out", c, 1808) for c in ("C-T11-1", "C-T12-1")]
+        close = [sig("device_close", "F01-BKR", 1800)]
+        close += [sig("power_on", c, 1805) for c in everyone if c not in FU1]
+        h.feed(calls + close if call_first else close + calls)
+        assert [i.id for i in h.live()] == [parent.id]
+        h.tick(at(1800 + 600))
+        nests = sorted((i for i in h.live() if i.id != parent.id), key=lambda i: i.id)
+        assert [(i.customer_id, i.parent_incident_id) for i in nests] == [
+            ("C-T11-1", parent.id), ("C-T12-1", parent.id),
+        ]  # fmt: skip
+        assert [i.interruptions[i.customer_id or ""].start for i in nests] == [at(0), at(0)]
+
 
 class TestLostRestoreMessages:
     def test_missing_power_on_is_inferred_then_presumed(self, h: Harness) -> None:
