@@ -42,6 +42,7 @@ SNAPSHOT_FIELDS = frozenset(IncidentSnapshot.model_fields)
 SignalHook = Callable[[UnitOfWork, Sequence[Signal], "HandlerContext"], Awaitable[None]]
 TimerHook = Callable[[UnitOfWork, datetime, "HandlerContext"], Awaitable[datetime | None]]
 ChangedHook = Callable[[UnitOfWork, Sequence[Incident], "HandlerContext"], Awaitable[None]]
+WakeSource = Callable[[UnitOfWork, "HandlerContext"], Awaitable[datetime | None]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,7 +65,12 @@ class HandlerContext:
 
     * ``extra_signal_handlers``: called with the batch's new signals of every kind except
       power_off/power_on/device_open/device_close (voltage, sag, swell, call_*, survey).
-    * ``timer_hooks``: called by :func:`run_timers`; return their next wake-up.
+    * ``timer_hooks``: called by :func:`run_timers` to fire what is due; what they return
+      is a wake-up too, but it predates the unit's saves, so timers belong in
+      ``wake_sources``.
+    * ``wake_sources``: asked by :func:`run_timers` for their earliest pending timer after
+      everything of the unit was written (an incident a timer opened or changed has new
+      deadlines by then).
     * ``incident_changed_hooks``: called after incidents were saved, with those incidents
       (held objects; mutate ``sla`` or call ``record`` on them — they are saved again and
       their new events go to the outbox).
@@ -76,6 +82,7 @@ class HandlerContext:
     extra_signal_handlers: list[SignalHook] = field(default_factory=list)
     timer_hooks: list[TimerHook] = field(default_factory=list)
     incident_changed_hooks: list[ChangedHook] = field(default_factory=list)
+    wake_sources: list[WakeSource] = field(default_factory=list)
     service: str = "incidents"
 
 
@@ -128,7 +135,14 @@ async def apply_signals(uow: UnitOfWork, records: Sequence[Record], ctx: Handler
 
 
 async def run_timers(uow: UnitOfWork, now: datetime, ctx: HandlerContext) -> datetime | None:
-    """Fire the correlator timers due at ``now`` (and the timer hooks); the next wake-up."""
+    """Fire the correlator timers due at ``now`` (and the timer hooks); the next wake-up.
+
+    The wake-up is read after the unit's writes, so it covers every pending timer as it
+    will be committed: the correlator's dwell, confirmation (the momentary boundary) and
+    nested-check timers of every feeder (``feeder_versions.next_wake``), and the
+    ``wake_sources`` (SLA deadlines, including those of incidents this run opened or changed).
+    Voltage incidents have no timers: a monitor changes only when a reading or report arrives.
+    """
     session, cache = uow.session, ctx.cache
     from services.incidents.state_store import due_feeders, earliest_wake
 
@@ -137,12 +151,19 @@ async def run_timers(uow: UnitOfWork, now: datetime, ctx: HandlerContext) -> dat
         feeders = set(await due_feeders(session, now)) | cache.due_feeders(now)
         await cache.acquire(session, feeders)
         events = cache.corr.run_due(now).events if feeders else []
+        # Saved before the hooks run, so an incident a timer just opened has its deadlines
+        # and the hooks fire what of them is already due (a dwell-opened outage is detected
+        # at its first evidence, 5 min ago: acknowledge is due now).
+        await finish(uow, ctx, events, now)
         wakes: list[datetime] = []
         for hook in ctx.timer_hooks:
             wake = await hook(uow, now, ctx)
             if wake is not None:
                 wakes.append(wake)
-        await finish(uow, ctx, events, now)
+        for source in ctx.wake_sources:
+            wake = await source(uow, ctx)
+            if wake is not None:
+                wakes.append(wake)
         stored = await earliest_wake(session)
     if stored is not None:
         wakes.append(stored)

@@ -73,6 +73,7 @@ def install(
     ctx.incident_changed_hooks.append(hooks.impact)
     ctx.incident_changed_hooks.append(hooks.sla_refresh)
     ctx.timer_hooks.append(hooks.sla_scheduler)
+    ctx.wake_sources.append(hooks.sla_scheduler.next_wake)
     return hooks
 
 

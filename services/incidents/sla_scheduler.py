@@ -4,7 +4,8 @@
   recompute its deadline rows (keeping the emitted flags) and the snapshot's ``sla`` map.
 * :class:`SlaScheduler` (a ``timer_hooks`` entry): at ``now``, emit every owed
   ``sla_at_risk`` / ``sla_breached`` through the incident aggregate (so it gets the next
-  ``seq``) and mark it emitted in the same transaction; return the earliest pending deadline.
+  ``seq``) and mark it emitted in the same transaction; its ``next_wake`` (a ``wake_sources``
+  entry) is the earliest pending deadline, read after the unit's saves.
   The flags are durable, so after a restart nothing is emitted twice and nothing is skipped.
 
 The ``first_notice`` target completes at the incident's first message to a customer, known
@@ -115,7 +116,8 @@ async def refresh_incidents(
 
 
 class SlaScheduler:
-    """``timer_hooks`` entry: emit owed SLA events exactly once; the next wake-up."""
+    """``timer_hooks`` entry: emit owed SLA events exactly once; :meth:`next_wake` (a
+    ``wake_sources`` entry) gives the earliest pending deadline."""
 
     def __init__(self, policy: Policy) -> None:
         self.policy = policy
@@ -145,7 +147,11 @@ class SlaScheduler:
                     await set_flags(session, row)
                     self.emitted += 1
             await save_changed(uow, ctx, incidents, metas, now)
-        return await next_pending(session)
+        return None  # the next deadline is read after the unit's saves: see next_wake
+
+    async def next_wake(self, uow: UnitOfWork, ctx: HandlerContext) -> datetime | None:
+        """``wake_sources`` entry: the earliest instant some deadline row owes an event."""
+        return await next_pending(uow.session)
 
 
 async def _incidents(
