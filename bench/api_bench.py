@@ -20,11 +20,15 @@ import subprocess
 import sys
 import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import asyncpg
 import httpx
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
+
+# runnable as `python bench/api_bench.py` from anywhere (the editable install maps no `services`)
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 DEFAULT_URL = "postgresql+asyncpg://outagedesk:outagedesk@127.0.0.1:55432/outagedesk"
 DATABASE = "outagedesk_i2_bench"

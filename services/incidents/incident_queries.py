@@ -76,8 +76,21 @@ def decode_cursor(cursor: str) -> list[Any]:
     return out
 
 
+def _json_text(column: Any) -> Any:
+    """A JSON column read as its text: orjson parses it several times faster than the
+    driver's stdlib ``json`` codec, and the list and detail views only re-serialise it."""
+    return sa.cast(column, sa.Text)
+
+
+def _loads(text: str | None) -> Any:
+    return None if text is None else orjson.loads(text)
+
+
 def _item(r: Any) -> dict[str, Any]:
-    return {**r.snapshot, "version": r.version, "impact": r.impact}
+    item: dict[str, Any] = orjson.loads(r.snapshot)
+    item["version"] = r.version
+    item["impact"] = _loads(r.impact)
+    return item
 
 
 async def list_incidents(
@@ -85,7 +98,10 @@ async def list_incidents(
 ) -> Page:
     """Incident snapshots (plus ``version`` and ``impact``), newest first."""
     t = orm.incidents
-    stmt = sa.select(t.c.id, t.c.detected_at, t.c.snapshot, t.c.version, t.c.impact)
+    stmt = sa.select(
+        t.c.id, t.c.detected_at, _json_text(t.c.snapshot).label("snapshot"), t.c.version,
+        _json_text(t.c.impact).label("impact"),
+    )  # fmt: skip
     for col, wanted in (
         (t.c.status, filters.status), (t.c.kind, filters.kind),
         (t.c.feeder_id, filters.feeder), (t.c.area, filters.area),
@@ -125,19 +141,57 @@ async def list_incidents(
 
 
 async def get_incident(session: AsyncSession, incident_id: str) -> IncidentDetail | None:
-    """One incident with timeline, ETR history, SLA and impact; None when unknown."""
+    """One incident with timeline, ETR history, SLA and impact; None when unknown.
+
+    Two round trips: the row (only the columns the view shows, JSON as text), then the
+    timeline and the ETR history together."""
     t = orm.incidents
-    r = (await session.execute(sa.select(t).where(t.c.id == incident_id))).one_or_none()
+    r = (
+        await session.execute(
+            sa.select(
+                _json_text(t.c.snapshot).label("snapshot"), t.c.customer_minutes, t.c.version,
+                _json_text(t.c.sla).label("sla"), _json_text(t.c.impact).label("impact"),
+            ).where(t.c.id == incident_id)
+        )  # fmt: skip
+    ).one_or_none()
     if r is None:
         return None
+    incident: dict[str, Any] = orjson.loads(r.snapshot)
+    incident["customer_minutes"] = r.customer_minutes
+    timeline, etrs = await _histories(session, incident_id)
     return IncidentDetail(
-        incident={**r.snapshot, "customer_minutes": r.customer_minutes},
+        incident=incident,
         version=r.version,
-        timeline=await incident_timeline(session, incident_id),
-        etr_history=await etr_history(session, incident_id),
-        sla=dict(r.sla or {}),
-        impact=r.impact,
+        timeline=timeline,
+        etr_history=etrs,
+        sla=_loads(r.sla) or {},
+        impact=_loads(r.impact),
     )
+
+
+async def _histories(
+    session: AsyncSession, incident_id: str
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The timeline and the ETR history of one incident in one query (a UNION ALL)."""
+    tl, eh = orm.timeline, orm.etr_history
+    no_etr = sa.cast(sa.null(), eh.c.etr.type).label("etr")
+    stmt = sa.union_all(
+        sa.select(sa.literal(0).label("src"), tl.c.n, tl.c.at, tl.c.actor,
+                  tl.c.type.label("a"), tl.c.detail.label("b"), no_etr)
+        .where(tl.c.incident_id == incident_id),
+        sa.select(sa.literal(1), eh.c.n, eh.c.at, eh.c.actor, eh.c.reason,
+                  sa.null(), eh.c.etr)
+        .where(eh.c.incident_id == incident_id),
+    ).order_by("src", "n")  # fmt: skip
+    timeline: list[dict[str, Any]] = []
+    etrs: list[dict[str, Any]] = []
+    for r in await session.execute(stmt):
+        if r.src == 0:
+            timeline.append({"n": r.n, "at": _iso(r.at), "actor": r.actor, "type": r.a,
+                             "detail": r.b})  # fmt: skip
+        else:
+            etrs.append({"at": _iso(r.at), "etr": _iso(r.etr), "actor": r.actor, "reason": r.a})
+    return timeline, etrs
 
 
 async def incident_version(session: AsyncSession, incident_id: str) -> int | None:

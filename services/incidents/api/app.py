@@ -14,7 +14,8 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from prometheus_client import CollectorRegistry
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.engine import URL
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from services.common.bus.base import Bus
 from services.common.clock import Clock
@@ -24,6 +25,7 @@ from services.incidents.api.auth import TokenVerifier
 from services.incidents.api.context import ApiContext
 from services.incidents.api.input_guard import RejectNul
 from services.incidents.api.observability import RequestMetrics
+from services.incidents.api.pg_reads import ReadPool
 from services.incidents.api.problems import install_problem_handlers, move_problems_to_problem_json
 from services.incidents.api.routers import (
     audit,
@@ -68,6 +70,11 @@ def verifier_from(settings: ApiSettings) -> TokenVerifier:
         public_key=public_key,
         leeway_s=settings.jwt_leeway_s,
     )
+
+
+def _engine_url(sessions: async_sessionmaker[AsyncSession]) -> URL | None:
+    bind = sessions.kw.get("bind")
+    return bind.url if isinstance(bind, AsyncEngine) else None
 
 
 def session_check(sessions: async_sessionmaker[AsyncSession]) -> Any:
@@ -136,6 +143,7 @@ def create_app(
         bus=bus,
         handlers=handlers,
         sse_poll_s=sse_poll_s,
+        reads=ReadPool(_engine_url(sessions)),
     )
     if readiness is None:
         readiness = Readiness()

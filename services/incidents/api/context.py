@@ -14,6 +14,7 @@ from services.common.bus.base import Bus, Producer
 from services.common.clock import Clock
 from services.common.db import UnitOfWork
 from services.common.policy import Policy
+from services.incidents.api.pg_reads import ReadPool
 from services.incidents.api.problems import ApiProblem
 from services.incidents.api.settings import ApiSettings
 from services.incidents.handlers import HandlerContext
@@ -30,6 +31,8 @@ class ApiContext:
     handlers: HandlerContext | None = None
     sse_poll_s: float = 0.5
     sse_heartbeat_s: float = 15.0
+    # the hot reads' own asyncpg pool on PostgreSQL (see pg_reads); set up by create_app
+    reads: ReadPool = field(default_factory=lambda: ReadPool(None))
     _producer: Producer | None = None
     _producer_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
@@ -43,21 +46,28 @@ class ApiContext:
             return self._producer
 
     async def close(self) -> None:
+        await self.reads.close()
         if self._producer is not None:
             producer, self._producer = self._producer, None
             await producer.stop()
 
 
-def _context(request: Request) -> ApiContext:
+def _state(request: Request) -> ApiContext:
     ctx: ApiContext = request.app.state.ctx
     return ctx
+
+
+async def _context(request: Request) -> ApiContext:
+    # async on purpose: FastAPI runs a plain ``def`` dependency in its thread pool, a thread
+    # hand-off per request that cost more than the whole detail query
+    return _state(request)
 
 
 Context = Annotated[ApiContext, Depends(_context)]
 
 
 async def _unit_of_work(request: Request) -> AsyncIterator[UnitOfWork]:
-    async with UnitOfWork(_context(request).sessions) as uow:
+    async with UnitOfWork(_state(request).sessions) as uow:
         yield uow
 
 

@@ -20,6 +20,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from services.incidents.api.pg_reads import UNAVAILABLE
+
 log = structlog.get_logger(__name__)
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
@@ -181,7 +183,8 @@ def install_problem_handlers(app: FastAPI, domain_errors: Iterable[type[Exceptio
     app.add_exception_handler(StarletteHTTPException, on_http)
     for error_type in domain_errors:
         app.add_exception_handler(error_type, on_domain)
-    for db_error in (sa_exc.TimeoutError, sa_exc.OperationalError, sa_exc.InterfaceError):
+    for db_error in (sa_exc.TimeoutError, sa_exc.OperationalError, sa_exc.InterfaceError,
+                     *UNAVAILABLE):  # fmt: skip
         app.add_exception_handler(db_error, on_database_unavailable)
     app.add_exception_handler(Exception, on_unexpected)
 

@@ -13,14 +13,16 @@ from typing import Annotated, Any, Literal, TypeVar
 from fastapi import APIRouter, Body, Header, Path, Query, Response
 from pydantic import AwareDatetime, BaseModel
 
+from services.common.db import UnitOfWork
 from services.incidents import repository
 from services.incidents.actions import perform_action
-from services.incidents.api import models
+from services.incidents.api import models, pg_reads
 from services.incidents.api.auth import Operator, Principal, Supervisor, Viewer
 from services.incidents.api.context import ApiContext, Context, Uow
 from services.incidents.api.etag import etag_for, parse_if_match
 from services.incidents.api.pagination import MAX_LIMIT, Page
 from services.incidents.api.problems import ApiProblem, problem_responses
+from services.incidents.api.responses import json_response
 from services.incidents.crew_store import get_crew
 from services.incidents.repository import IncidentFilters
 
@@ -44,7 +46,7 @@ def _csv(values: list[str] | None) -> list[str]:
     responses=problem_responses(400, 401, 403, 422),
 )
 async def list_incidents(
-    uow: Uow,
+    ctx: Context,
     _principal: Viewer,
     status: Annotated[
         list[str] | None, Query(description="Any of (repeat or comma-separate)")
@@ -66,28 +68,29 @@ async def list_incidents(
     ] = "-detected_at",
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 50,
     cursor: Annotated[str | None, Query(description="`next_cursor` of the previous page")] = None,
-) -> Page[models.Incident]:
+) -> Response:
     """Incident snapshots matching every filter given; ``next_cursor`` pages on."""
     filters = IncidentFilters(
         status=_csv(status), kind=list(kind or ()), feeder=_csv(feeder), area=list(area or ()),
         sla=sla, since=since, until=until, q=q or None,
     )  # fmt: skip
     try:
-        page = await repository.list_incidents(uow.session, filters, cursor or None, limit)
+        if ctx.reads.enabled:
+            async with ctx.reads.connection() as conn:
+                body = await pg_reads.list_page_json(conn, filters, cursor or None, limit)
+            return Response(body, media_type="application/json")
+        async with UnitOfWork(ctx.sessions) as uow:
+            page = await repository.list_incidents(uow.session, filters, cursor or None, limit)
     except (ValueError, TypeError) as exc:
         raise ApiProblem(400, "invalid_cursor", "the cursor is not valid") from exc
-    return Page[models.Incident](
-        items=[models.Incident.model_validate(i) for i in page.items],
-        next_cursor=page.next_cursor,
-    )
+    return json_response({"items": page.items, "next_cursor": page.next_cursor})
 
 
-async def _detail(uow: Any, incident_id: str, response: Response) -> dict[str, Any]:
+async def _detail(uow: Any, incident_id: str) -> Response:
     detail = await repository.get_incident(uow.session, incident_id)
     if detail is None:
         raise ApiProblem(404, "not_found", f"incident {incident_id} not found")
-    response.headers["ETag"] = etag_for(incident_id, detail.version)
-    return detail.to_dict()
+    return json_response(detail.to_dict(), {"ETag": etag_for(incident_id, detail.version)})
 
 
 @router.get(
@@ -96,11 +99,18 @@ async def _detail(uow: Any, incident_id: str, response: Response) -> dict[str, A
     response_model=models.IncidentDetail,
     responses={200: {"headers": ETAG_HEADER}, **problem_responses(401, 403, 404, 422)},
 )
-async def get_incident(
-    uow: Uow, _principal: Viewer, incident_id: IncidentId, response: Response
-) -> dict[str, Any]:
+async def get_incident(ctx: Context, _principal: Viewer, incident_id: IncidentId) -> Response:
     """The detail view; its ``ETag`` goes into ``If-Match`` of the next write."""
-    return await _detail(uow, incident_id, response)
+    if not ctx.reads.enabled:
+        async with UnitOfWork(ctx.sessions) as uow:
+            return await _detail(uow, incident_id)
+    async with ctx.reads.connection() as conn:
+        found = await pg_reads.detail_json(conn, incident_id)
+    if found is None:
+        raise ApiProblem(404, "not_found", f"incident {incident_id} not found")
+    body, version = found
+    return Response(body, media_type="application/json",
+                    headers={"ETag": etag_for(incident_id, version)})  # fmt: skip
 
 
 @router.get(
@@ -137,8 +147,7 @@ async def _act(
     action: str,
     body: BaseModel | None,
     if_match: str | None,
-    response: Response,
-) -> dict[str, Any]:
+) -> Response:
     version = parse_if_match(if_match, incident_id)
     if ctx.handlers is None:
         raise ApiProblem(503, "actions_unavailable", "this API process cannot change incidents")
@@ -149,8 +158,7 @@ async def _act(
         uow, incident_id, action, params, principal.sub, version, ctx.handlers
     )
     await uow.commit()
-    response.headers["ETag"] = etag_for(incident_id, detail.version)
-    return detail.to_dict()
+    return json_response(detail.to_dict(), {"ETag": etag_for(incident_id, detail.version)})
 
 
 _F = TypeVar("_F", bound=Callable[..., Any])
@@ -168,79 +176,79 @@ def _write(path: str, summary: str, description: str) -> Callable[[_F], _F]:
 
 @_write("acknowledge", "Acknowledge", "Confirms a detected incident; records who acknowledged.")
 async def acknowledge(
-    ctx: Context, uow: Uow, principal: Operator, incident_id: IncidentId, response: Response,
+    ctx: Context, uow: Uow, principal: Operator, incident_id: IncidentId,
     if_match: IfMatch = None, body: Annotated[models.AcknowledgeBody | None, Body()] = None,
-) -> dict[str, Any]:  # fmt: skip
-    return await _act(ctx, uow, principal, incident_id, "acknowledge", body, if_match, response)
+) -> Response:  # fmt: skip
+    return await _act(ctx, uow, principal, incident_id, "acknowledge", body, if_match)
 
 
 @_write("crew", "Assign a crew", "Dispatch (or re-dispatch) a crew.")
 async def assign_crew(
-    ctx: Context, uow: Uow, principal: Operator, incident_id: IncidentId, response: Response,
+    ctx: Context, uow: Uow, principal: Operator, incident_id: IncidentId,
     body: models.CrewBody, if_match: IfMatch = None,
-) -> dict[str, Any]:  # fmt: skip
-    return await _act(ctx, uow, principal, incident_id, "crew", body, if_match, response)
+) -> Response:  # fmt: skip
+    return await _act(ctx, uow, principal, incident_id, "crew", body, if_match)
 
 
 @_write("arrived", "Crew on site", "The assigned crew arrived (now, or at `at`).")
 async def arrived(
-    ctx: Context, uow: Uow, principal: Operator, incident_id: IncidentId, response: Response,
+    ctx: Context, uow: Uow, principal: Operator, incident_id: IncidentId,
     body: models.ArrivedBody, if_match: IfMatch = None,
-) -> dict[str, Any]:  # fmt: skip
-    return await _act(ctx, uow, principal, incident_id, "arrived", body, if_match, response)
+) -> Response:  # fmt: skip
+    return await _act(ctx, uow, principal, incident_id, "arrived", body, if_match)
 
 
 @_write("etr", "Set the ETR", "Set the estimated restoration time; its history is kept.")
 async def set_etr(
-    ctx: Context, uow: Uow, principal: Operator, incident_id: IncidentId, response: Response,
+    ctx: Context, uow: Uow, principal: Operator, incident_id: IncidentId,
     body: models.EtrBody, if_match: IfMatch = None,
-) -> dict[str, Any]:  # fmt: skip
-    return await _act(ctx, uow, principal, incident_id, "etr", body, if_match, response)
+) -> Response:  # fmt: skip
+    return await _act(ctx, uow, principal, incident_id, "etr", body, if_match)
 
 
 @_write("restore", "Restore", "Restore everyone, some customers, or the customers below points.")
 async def restore(
-    ctx: Context, uow: Uow, principal: Operator, incident_id: IncidentId, response: Response,
+    ctx: Context, uow: Uow, principal: Operator, incident_id: IncidentId,
     body: models.RestoreBody, if_match: IfMatch = None,
-) -> dict[str, Any]:  # fmt: skip
-    return await _act(ctx, uow, principal, incident_id, "restore", body, if_match, response)
+) -> Response:  # fmt: skip
+    return await _act(ctx, uow, principal, incident_id, "restore", body, if_match)
 
 
 @_write("close", "Close with a cause", "Close a restored incident (supervisor).")
 async def close(
-    ctx: Context, uow: Uow, principal: Supervisor, incident_id: IncidentId, response: Response,
+    ctx: Context, uow: Uow, principal: Supervisor, incident_id: IncidentId,
     body: models.CloseBody, if_match: IfMatch = None,
-) -> dict[str, Any]:  # fmt: skip
-    return await _act(ctx, uow, principal, incident_id, "close", body, if_match, response)
+) -> Response:  # fmt: skip
+    return await _act(ctx, uow, principal, incident_id, "close", body, if_match)
 
 
 @_write("cancel", "Cancel", "A false alarm (supervisor).")
 async def cancel(
-    ctx: Context, uow: Uow, principal: Supervisor, incident_id: IncidentId, response: Response,
+    ctx: Context, uow: Uow, principal: Supervisor, incident_id: IncidentId,
     body: models.CancelBody, if_match: IfMatch = None,
-) -> dict[str, Any]:  # fmt: skip
-    return await _act(ctx, uow, principal, incident_id, "cancel", body, if_match, response)
+) -> Response:  # fmt: skip
+    return await _act(ctx, uow, principal, incident_id, "cancel", body, if_match)
 
 
 @_write("merge", "Merge into another incident", "This incident is absorbed (supervisor).")
 async def merge(
-    ctx: Context, uow: Uow, principal: Supervisor, incident_id: IncidentId, response: Response,
+    ctx: Context, uow: Uow, principal: Supervisor, incident_id: IncidentId,
     body: models.MergeBody, if_match: IfMatch = None,
-) -> dict[str, Any]:  # fmt: skip
-    return await _act(ctx, uow, principal, incident_id, "merge", body, if_match, response)
+) -> Response:  # fmt: skip
+    return await _act(ctx, uow, principal, incident_id, "merge", body, if_match)
 
 
 @_write("notes", "Add a note", "A free-text note on the timeline.")
 async def add_note(
-    ctx: Context, uow: Uow, principal: Operator, incident_id: IncidentId, response: Response,
+    ctx: Context, uow: Uow, principal: Operator, incident_id: IncidentId,
     body: models.NoteBody, if_match: IfMatch = None,
-) -> dict[str, Any]:  # fmt: skip
-    return await _act(ctx, uow, principal, incident_id, "notes", body, if_match, response)
+) -> Response:  # fmt: skip
+    return await _act(ctx, uow, principal, incident_id, "notes", body, if_match)
 
 
 @_write("split", "Split off a nested outage", "Move customers into a new nested incident.")
 async def split(
-    ctx: Context, uow: Uow, principal: Operator, incident_id: IncidentId, response: Response,
+    ctx: Context, uow: Uow, principal: Operator, incident_id: IncidentId,
     body: models.SplitBody, if_match: IfMatch = None,
-) -> dict[str, Any]:  # fmt: skip
-    return await _act(ctx, uow, principal, incident_id, "split", body, if_match, response)
+) -> Response:  # fmt: skip
+    return await _act(ctx, uow, principal, incident_id, "split", body, if_match)
