@@ -43,9 +43,14 @@ class CustomerPrefs:
         *,
         opted_out: bool = False,
         opt_in: Collection[str] = (),
-        default_quiet_hours: str | None = DEFAULT_QUIET_HOURS,
+        default_quiet_hours: str | None = None,
     ) -> CustomerPrefs:
-        """Preferences from the topology's customer plus notify's own opt-in/out records."""
+        """Preferences from the topology's customer plus notify's own opt-in/out records.
+
+        A customer whose ``quiet_hours`` is null has none: a notify-wide window would defer
+        their outage notice past a night-time outage, so they would never be told while
+        it lasted. ``default_quiet_hours`` applies only when a caller asks for one.
+        """
         c = customer.contacts
         return cls(
             customer_id=customer.id,

@@ -6,6 +6,8 @@ from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
+
 from services.notify.domain.decisions import (
     NotifyPolicy,
     check_due,
@@ -182,6 +184,49 @@ class TestLinkedIncidents:
             state,
         )
         assert stages(nested) == [("C1", "outage_detected")]
+
+
+class TestTransformerAbsorbedByFuse:
+    """A transformer incident absorbed by the fuse incident upstream (the demo's storm
+    fuses): the survivor's ``scope_changed`` names the absorbed incident (``moved_from``).
+    Lifecycle events of different incidents may reach notify in either order."""
+
+    def _events(self, feed: Feed) -> dict[str, LifecycleEvent]:
+        moved = {"customer_id": "C1", "interrupted_at": at(0).isoformat(), "moved_from": "T"}
+        return {
+            "t_opened": feed.event("T", "opened", 0, added=["C1"]),
+            "f_opened": feed.event("F", "opened", 0, added=["C2"]),
+            "f_absorbs": feed.event("F", "scope_changed", 0.1, added=[moved]),
+            "t_merged": feed.event("T", "merged", 0.1, status="merged", merged_into="F"),
+        }
+
+    @pytest.mark.parametrize(
+        "order",
+        [
+            ("t_opened", "f_opened", "f_absorbs", "t_merged"),
+            ("f_opened", "f_absorbs", "t_opened", "t_merged"),
+            ("t_opened", "t_merged", "f_opened", "f_absorbs"),
+        ],
+    )
+    def test_customer_still_out_is_told_once(self, order: tuple[str, ...]) -> None:
+        feed, state = Feed(), NotifyState()
+        events = self._events(feed)
+        specs = [s for name in order for s in decide(events[name], state)]
+        notices = [s for s in specs if s.stage == "outage_detected"]
+        assert sorted(s.customer_id for s in notices) == ["C1", "C2"]
+        assert [send_when_due(s, state) for s in notices] == [True, True]
+        done = decide(
+            feed.event("F", "restored", 60, restored=["C1", "C2"], status="restored"), state
+        )
+        assert sorted(stages(done)) == [("C1", "restored"), ("C2", "restored")]
+
+    def test_customer_back_before_the_notice_is_not_told(self) -> None:
+        feed, state = Feed(), NotifyState()
+        events = self._events(feed)
+        specs = [s for e in events.values() for s in decide(e, state)]
+        decide(feed.event("F", "partially_restored", 3, restored=["C1"]), state)
+        verdicts = {s.customer_id: send_when_due(s, state) for s in specs}
+        assert verdicts == {"C1": False, "C2": True}
 
 
 class TestRestored:

@@ -49,8 +49,26 @@ class TestChannelAndLanguage:
             contacts=Contacts(email="c7@example.com"),
         )  # fmt: skip
         p = CustomerPrefs.from_customer(customer, opt_in={"crew_on_site"})
-        assert (p.critical, p.language, p.quiet_hours) == (True, "en", "22:00-07:00")
+        assert (p.critical, p.language, p.quiet_hours) == (True, "en", None)
         assert choose_channel(p.contacts) == ("email", "c7@example.com")
+
+    def test_customer_without_quiet_hours_is_told_at_night(self) -> None:
+        # The demo's 141 "never told" customers: no quiet hours in the topology, a fuse
+        # out from 23:12 to 02:12; a notify-wide 22:00-07:00 default deferred their notice
+        # to 07:00, when they were back, so they were never told while in the dark.
+        customer = Customer("C8", "M8", "T1", "residential", quiet_hours=None,
+                            contacts=Contacts(sms="+8613800000008"))  # fmt: skip
+        p = CustomerPrefs.from_customer(customer)
+        assert p.quiet_hours is None
+        plan = plan_delivery("outage_detected", p, local(23, 17), last_sent_at=None, tz=SHANGHAI)
+        assert (plan.action, plan.at) == ("send", local(23, 17))
+
+    def test_customer_quiet_hours_kept_and_site_default_only_when_asked(self) -> None:
+        own = Customer("C9", "M9", "T1", "residential", quiet_hours="21:00-08:00")
+        assert CustomerPrefs.from_customer(own).quiet_hours == "21:00-08:00"
+        none = Customer("C9", "M9", "T1", "residential", quiet_hours=None)
+        site = CustomerPrefs.from_customer(none, default_quiet_hours="22:00-07:00")
+        assert site.quiet_hours == "22:00-07:00"
 
 
 class TestQuietHours:
