@@ -102,9 +102,11 @@ class _Drivers:
 
     It remembers which steps can have work, to skip the ones that cannot (each costs a
     database transaction): a relay only after its service may have written outbox rows and
-    until it finds none; notify's ``run_due`` only when its wake-up has come or it has
-    consumed lifecycle events since its last ``run_due`` (its queue changes no other way).
-    A skipped step is one that would have found nothing to do, so the run is the same.
+    until it finds none; a service's ``run_due`` only when its wake-up has come or it has
+    consumed something since its last ``run_due`` (for incidents also after an operator
+    action): its timers change no other way, and the wake-up ``run_due`` returns covers
+    every pending timer. A skipped step is one that would have found nothing to do, so the
+    run is the same.
     """
 
     def __init__(self, sessions: async_sessionmaker[AsyncSession], ingest: IngestService,
@@ -115,14 +117,14 @@ class _Drivers:
         self.dispatcher_consumer = dispatcher_consumer
         self.producer = producer
         self.relay_due = {"incidents": True, "notify": True}  # outbox rows may be waiting
-        self.changed = {"notify": True}  # consumed since its last run_due
+        self.changed = {"incidents": True, "notify": True}  # consumed since its last run_due
 
     async def drain(self, dispatcher: Dispatcher) -> None:
         """Run every consumer and relay until a full round moves nothing."""
         for _ in range(MAX_DRAIN_ROUNDS):
             moved = await self.ingest.run_once()
             if n := await self.incidents.run_once():
-                self.relay_due["incidents"] = True
+                self.changed["incidents"] = self.relay_due["incidents"] = True
                 moved += n
             moved += await self._relay("incidents", self.incidents.relay_once)
             if n := await self.notify.run_once():
@@ -268,16 +270,17 @@ async def _fire_due(d: _Drivers, dispatcher: Dispatcher, clock: VirtualClock,
     refreshes each service's next wake-up (work done may have moved it earlier)."""
     now = clock.now()
     for _ in range(100):
-        # Always: the wake-up incidents returns does not cover every timer it fires (an SLA
-        # at-risk mark is missed if incidents is only woken at its own wake-up).
-        wakes["incidents"] = await d.incidents.run_due()
-        d.relay_due["incidents"] = True
+        wakes["incidents"] = await d.run_due(
+            "incidents", wakes["incidents"], now, d.incidents.run_due
+        )
         wakes["notify"] = await d.run_due("notify", wakes["notify"], now, d.notify.run_due)
         for action in dispatcher.due(now):
             await apply_action(d.sessions, d.incidents, action)
+            d.changed["incidents"] = d.relay_due["incidents"] = True
         await d.drain(dispatcher)
         pending = (*wakes.values(), dispatcher.next_due())
-        if not any(w is not None and w <= now for w in pending):
+        # incidents changed since its run_due: its wake-up may have moved earlier
+        if not d.changed["incidents"] and not any(w is not None and w <= now for w in pending):
             return
     raise RuntimeError("demo: timers keep firing at one instant")
 

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
+import sqlalchemy as sa
 import structlog
 from pydantic import ValidationError
 
@@ -25,7 +26,7 @@ from schemas.topics import DEAD_LETTER, DELIVERIES, LIFECYCLE, SIGNALS
 from services.common.bus.base import Record
 from services.common.clock import Clock
 from services.common.db import UnitOfWork
-from services.common.outbox import add_to_outbox
+from services.common.outbox import add_to_outbox, outbox_table
 from services.incidents.domain.meter_state import SignalIn
 from services.incidents.domain.model import Event, Incident
 from services.incidents.feeder_cache import FeederStateCache
@@ -223,17 +224,28 @@ def wire_message(e: Event) -> dict[str, Any]:
 
 
 async def _outbox(uow: UnitOfWork, ctx: HandlerContext, events: list[Event], now: datetime) -> None:
-    for e in events:
-        await add_to_outbox(
-            uow.session,
-            ctx.topics.lifecycle,
-            e.incident_id,
-            orjson.dumps(wire_message(e)),
-            e.incident_id,
-            e.seq,
-            schema=SCHEMA,
-            created_at=now,
-        )
+    """Queue the events in the outbox in one statement, in their order (the relay's order)."""
+    await queue_events(
+        uow, [(ctx.topics.lifecycle, e.incident_id, orjson.dumps(wire_message(e)), e.seq)
+              for e in events], now,
+    )  # fmt: skip
+
+
+async def queue_events(
+    uow: UnitOfWork, messages: Sequence[tuple[str, str, bytes, int]], now: datetime
+) -> None:
+    """Insert ``(topic, incident_id, payload, seq)`` outbox rows, keyed and aggregated by
+    the incident, with one statement (rows get ascending ids in the given order)."""
+    if not messages:
+        return
+    await uow.session.execute(
+        sa.insert(outbox_table(SCHEMA)),
+        [
+            {"aggregate_id": iid, "seq": seq, "topic": topic, "key": iid, "payload": payload,
+             "created_at": now}
+            for topic, iid, payload, seq in messages
+        ],
+    )  # fmt: skip
 
 
 async def _dead_letter(

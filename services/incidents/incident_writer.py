@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING
 import orjson
 
 from services.common.db import UnitOfWork
-from services.common.outbox import add_to_outbox
 from services.incidents.domain.model import Incident
 from services.incidents.state_store import IncidentMeta, save_incident
 
@@ -36,7 +35,7 @@ async def save_changed(
     now: datetime,
 ) -> None:
     """Save ``incidents`` (their feeders already acquired) and queue their events."""
-    from services.incidents.handlers import fill_sla, finish
+    from services.incidents.handlers import fill_sla, finish, queue_events
 
     held = [i for i in incidents if ctx.cache.incident(i.id) is i]
     loose = [i for i in incidents if ctx.cache.incident(i.id) is not i]
@@ -47,12 +46,13 @@ async def save_changed(
         return
     for hook in ctx.incident_changed_hooks:
         await hook(uow, loose, ctx)
+    messages: list[tuple[str, str, bytes, int]] = []
     for inc in loose:
         events = inc.drain_events()
         fill_sla(events, [inc])
         await save_incident(uow.session, inc, metas.get(inc.id) or IncidentMeta(), now)
-        for e in events:
-            await add_to_outbox(
-                uow.session, ctx.topics.lifecycle, e.incident_id, orjson.dumps(e.to_message()),
-                e.incident_id, e.seq, schema=SCHEMA, created_at=now,
-            )  # fmt: skip
+        messages += [
+            (ctx.topics.lifecycle, e.incident_id, orjson.dumps(e.to_message()), e.seq)
+            for e in events
+        ]
+    await queue_events(uow, messages, now)

@@ -128,11 +128,13 @@ async def set_flags(session: AsyncSession, row: DeadlineRow) -> None:
 async def next_pending(session: AsyncSession) -> datetime | None:
     """The earliest instant at which some row will owe an event."""
     t = sla_deadlines
-    at_risk = await session.scalar(
-        sa.select(sa.func.min(t.c.at_risk_at)).where(~t.c.completed, ~t.c.at_risk_emitted)
-    )
-    due = await session.scalar(
-        sa.select(sa.func.min(t.c.due_at)).where(~t.c.completed, ~t.c.breached_emitted)
-    )
-    found = [v for v in (utc(at_risk), utc(due)) if v is not None]
+    row = (
+        await session.execute(
+            sa.select(
+                sa.func.min(sa.case((~t.c.at_risk_emitted, t.c.at_risk_at))),
+                sa.func.min(sa.case((~t.c.breached_emitted, t.c.due_at))),
+            ).where(~t.c.completed)
+        )
+    ).one()
+    found = [v for v in (utc(row[0]), utc(row[1])) if v is not None]
     return min(found, default=None)
