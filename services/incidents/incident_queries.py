@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.common.topology import orm as topo
 from services.incidents import orm
+from services.incidents.customer_messages import last_message
 from services.incidents.state_store import utc
 
 
@@ -265,7 +266,7 @@ async def affected_customers(
 
 async def find_customer(session: AsyncSession, q: str) -> dict[str, Any] | None:
     """A customer by id, meter or phone, with the incident they are out in (or the latest
-    one) and its ETR; None when nobody matches."""
+    one), its ETR and the last message notify sent them; None when nobody matches."""
     c = topo.customers
     row = (
         await session.execute(
@@ -292,6 +293,7 @@ async def find_customer(session: AsyncSession, q: str) -> dict[str, Any] | None:
         "incident": incident,
         "etr": None if incident is None else incident.get("etr"),
         "interruption": None if hit is None else {"start": _iso(hit.start), "end": _iso(hit.end)},
+        "last_message": await last_message(session, row.id),
     }
 
 

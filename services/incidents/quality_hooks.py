@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
-import sqlalchemy as sa
 import structlog
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -24,13 +23,12 @@ from services.common.bus.watchdog import ProgressWatchdog
 from services.common.consumer_loop import BatchConsumer, OffsetStorage
 from services.common.db import UnitOfWork
 from services.common.policy import Policy
-from services.incidents import orm
+from services.incidents.customer_messages import record_last_messages
 from services.incidents.impact_store import ImpactRecorder
 from services.incidents.incident_writer import save_changed
 from services.incidents.notice_store import Notice, record_first_notices
 from services.incidents.quality_signals import QualitySignals
-from services.incidents.sla_scheduler import SlaRefresh, SlaScheduler
-from services.incidents.state_store import load_incidents
+from services.incidents.sla_scheduler import SlaRefresh, SlaScheduler, held_or_loaded
 from services.incidents.voltage_watch import VoltageWatch
 
 if TYPE_CHECKING:
@@ -82,20 +80,23 @@ async def apply_deliveries(uow: UnitOfWork, records: Sequence[Record], ctx: Hand
     first notice moved earlier. Returns the number of first notices recorded."""
     session = uow.session
     adapter = TOPICS[DELIVERIES].adapter
-    sent = []
+    delivered = []
     for r in records:
         try:
             d = adapter.validate_json(r.value)
         except ValidationError:
             log.warning("unreadable delivery skipped", topic=r.topic, offset=r.offset)
             continue
-        if d.status == "sent" and d.stage not in NOT_A_NOTICE:
-            sent.append(d)
-    if not sent:
+        if d.status == "sent":
+            delivered.append(d)
+    if not delivered:
         return 0
+    sent = [d for d in delivered if d.stage not in NOT_A_NOTICE]
     # The cache lock before the first write: on SQLite the transaction's first statement
     # takes the database write lock, and a writer holding it must not wait for this lock.
     async with ctx.cache.lock:
+        # any message, survey invitations too, is the customer's last one (call-centre lookup)
+        await record_last_messages(session, delivered)
         changed = await record_first_notices(
             session,
             [Notice(d.incident_id, d.customer_id, d.occurred_at, d.stage, d.channel) for d in sent],
@@ -103,11 +104,8 @@ async def apply_deliveries(uow: UnitOfWork, records: Sequence[Record], ctx: Hand
         if not changed:
             return 0
         ctx.cache.begin()
-        t, ids = orm.incidents, sorted(changed)
-        feeders = await session.scalars(sa.select(t.c.feeder_id).where(t.c.id.in_(ids)))
-        await ctx.cache.acquire(session, set(feeders))  # lock, then read the current rows
-        loaded, metas = await load_incidents(session, t.c.id.in_(ids))
-        incidents = [ctx.cache.incident(i) or inc for i, inc in sorted(loaded.items())]
+        # locks the feeders, then takes held incidents from the cache, loads the others
+        incidents, metas = await held_or_loaded(session, sorted(changed), ctx)
         await save_changed(uow, ctx, incidents, metas, ctx.clock.now())
     return len(changed)
 

@@ -1,9 +1,10 @@
 """``GET /api/v1/customers/lookup?q=``: the call centre's lookup (viewer).
 
 By customer id, meter id or phone number → the customer, the incident they are out in (or
-the latest one) and its ETR. ``last_message`` is always null for now: the messages sent live
-in the notify service's schema, which this service does not read (services share only
-Kafka); it is kept in the shape so clients need not change when a read model arrives.
+the latest one), its ETR and the last message sent to them. The messages live in the notify
+service's schema, which this service does not read (services share only Kafka): the last one
+is learned from notify's ``notify.deliveries.v1`` outcomes
+(:mod:`services.incidents.customer_messages`).
 """
 
 from __future__ import annotations
@@ -28,6 +29,16 @@ class InterruptionSpan(BaseModel):
     end: datetime | None = None
 
 
+class LastMessage(BaseModel):
+    """The latest message notify sent the customer (status ``sent``)."""
+
+    incident_id: str
+    stage: str = Field(description="outage_detected, etr_set, etr_changed, restored, …")
+    channel: str = Field(description="sms | wechat | email | webhook")
+    sent_at: datetime
+    job_id: str
+
+
 class CustomerLookup(BaseModel):
     model_config = ConfigDict(
         json_schema_extra={
@@ -37,7 +48,9 @@ class CustomerLookup(BaseModel):
                  "out": True, "incident": models.INCIDENT_EXAMPLE,
                  "etr": "2026-07-14T03:00:00+00:00",
                  "interruption": {"start": "2026-07-14T00:02:11+00:00", "end": None},
-                 "last_message": None}
+                 "last_message": {"incident_id": "INC-F01-0001", "stage": "etr_set",
+                                  "channel": "sms", "sent_at": "2026-07-14T00:20:00+00:00",
+                                  "job_id": "J-88"}}
             ]
         }
     )  # fmt: skip
@@ -47,8 +60,8 @@ class CustomerLookup(BaseModel):
     incident: models.Incident | None = None
     etr: datetime | None = None
     interruption: InterruptionSpan | None = None
-    last_message: dict[str, Any] | None = Field(
-        default=None, description="Always null for now (notify's data is not read here)"
+    last_message: LastMessage | None = Field(
+        default=None, description="The last message sent to the customer; null: none known"
     )
 
 
@@ -63,8 +76,8 @@ async def lookup(
     _principal: Viewer,
     q: Annotated[str, Query(min_length=1, max_length=100, description="Customer id, meter, phone")],
 ) -> CustomerLookup:
-    """The customer, current (or latest) incident and ETR."""
+    """The customer, current (or latest) incident, ETR and last message sent."""
     found = await repository.find_customer(uow.session, q.strip())
     if found is None:
         raise ApiProblem(404, "not_found", "no customer with that id, meter or phone")
-    return CustomerLookup.model_validate({**found, "last_message": None})
+    return CustomerLookup.model_validate(found)
