@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
+import httpx
+
 
 @dataclass(frozen=True, slots=True)
 class OutboundMessage:
@@ -55,3 +57,10 @@ def result_for_status(status: int, text: str, provider_id: str | None = None) ->
 def transport_error(exc: Exception) -> DeliveryResult:
     """A network failure (refused, reset, timeout): the gateway may be back later."""
     return DeliveryResult(ok=False, retryable=True, error=f"{type(exc).__name__}: {exc}"[:300])
+
+
+def http_client(timeout_s: float) -> httpx.AsyncClient:
+    """The HTTP channels' client. Idle keep-alive connections are dropped after 2 s, before
+    common gateways close theirs (uvicorn and Apache after 5 s): reusing one the server is
+    closing fails the send with a ReadError and costs the customer a retry minutes later."""
+    return httpx.AsyncClient(timeout=timeout_s, limits=httpx.Limits(keepalive_expiry=2.0))

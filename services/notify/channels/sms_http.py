@@ -9,6 +9,7 @@ import httpx
 from services.notify.channels.base import (
     DeliveryResult,
     OutboundMessage,
+    http_client,
     result_for_status,
     transport_error,
 )
@@ -34,7 +35,7 @@ class SmsHttpChannel:
         if api_key:
             self._headers[auth_header] = f"{auth_scheme} {api_key}" if auth_scheme else api_key
         self._owns_client = client is None
-        self._client = client or httpx.AsyncClient(timeout=timeout_s)
+        self._client = client or http_client(timeout_s)
 
     async def send(self, message: OutboundMessage) -> DeliveryResult:
         """2xx ok (provider id from ``id`` or ``message_id``); 429/5xx retryable; 4xx not."""

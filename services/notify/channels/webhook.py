@@ -18,6 +18,7 @@ from services.common.clock import Clock
 from services.notify.channels.base import (
     DeliveryResult,
     OutboundMessage,
+    http_client,
     result_for_status,
     transport_error,
 )
@@ -64,7 +65,7 @@ class WebhookChannel:
         self._secret = secret
         self._clock = clock
         self._owns_client = client is None
-        self._client = client or httpx.AsyncClient(timeout=timeout_s)
+        self._client = client or http_client(timeout_s)
 
     def payload(self, message: OutboundMessage) -> str:
         """The JSON body posted for ``message``."""

@@ -20,6 +20,7 @@ from services.common.clock import Clock
 from services.notify.channels.base import (
     DeliveryResult,
     OutboundMessage,
+    http_client,
     result_for_status,
     transport_error,
 )
@@ -57,7 +58,7 @@ class WeChatChannel:
         self._token: tuple[str, datetime] | None = None
         self._token_lock = asyncio.Lock()
         self._owns_client = client is None
-        self._client = client or httpx.AsyncClient(timeout=timeout_s)
+        self._client = client or http_client(timeout_s)
 
     async def access_token(self, *, refresh: bool = False) -> str:
         """The cached access token, fetched again when missing, expiring or ``refresh``."""
