@@ -133,7 +133,7 @@ class SlaScheduler:
             by_incident: dict[str, list[SlaEvent]] = defaultdict(list)
             for e in owed:
                 by_incident[e.incident_id].append(e)
-            incidents, metas = await _incidents(session, sorted(by_incident), ctx)
+            incidents, metas = await held_or_loaded(session, sorted(by_incident), ctx)
             by_key = {(r.incident_id, r.target): r for r in rows}
             for inc in incidents:
                 for e in by_incident[inc.id]:
@@ -154,10 +154,11 @@ class SlaScheduler:
         return await next_pending(uow.session)
 
 
-async def _incidents(
+async def held_or_loaded(
     session: AsyncSession, ids: Sequence[str], ctx: HandlerContext
 ) -> tuple[list[Incident], dict[str, IncidentMeta]]:
-    """The incidents, as held by the correlator cache when it holds them, else loaded."""
+    """The incidents (their feeders acquired), as held by the correlator cache when it holds
+    them, else loaded with their metas; unknown ids are left out."""
     t = orm.incidents
     feeders = {
         r.feeder_id for r in await session.execute(sa.select(t.c.feeder_id).where(t.c.id.in_(ids)))
