@@ -8,26 +8,39 @@ and ≈3,000,000 customer interruptions (15 % momentary, 5 % planned, a few stil
 Then times ``build_report`` for the whole year by feeder (aim ≤ 1 s) and for June 2026 by
 area (aim ≤ 300 ms; 11 months of history feed its Major Event Day threshold).
 
-    python bench/reports_bench.py [--database-url URL] [--runs 5] [--reuse]
+    python bench/reports_bench.py [--database-url URL] [--runs 5] [--reuse] [--compare]
+
+Closed interruptions are read from the roll-up tables that triggers keep (migration
+incidents_0006); ``--reuse`` migrates the existing database first, which backfills them
+once. ``--compare`` also times the row-wise SQL path and checks both give the same report.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import math
 import statistics
+import sys
 import time
 from datetime import datetime
+from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import asyncpg
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.common.db import create_engine
-from services.common.migrate import migrate
-from services.common.policy import load_policy
-from services.incidents.report_data import build_report
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from services.common.db import create_engine  # noqa: E402
+from services.common.migrate import migrate  # noqa: E402
+from services.common.policy import Policy, load_policy  # noqa: E402
+from services.incidents.report_data import build_report  # noqa: E402
+from services.incidents.report_reliability import reliability_report_sql  # noqa: E402
+from services.incidents.reports.policy_settings import ReportSettings  # noqa: E402
+from services.incidents.reports.records import Period  # noqa: E402
 
 DEFAULT_URL = "postgresql+asyncpg://outagedesk:outagedesk@127.0.0.1:55432/outagedesk"
 DATABASE = "outagedesk_bench_reports"
@@ -144,7 +157,33 @@ async def _generate(url: str) -> None:
         await conn.close()
 
 
-async def _time(url: str, runs: int) -> None:
+async def _row_wise(
+    session: AsyncSession, start: datetime, end: datetime, group_by: str, policy: Policy
+) -> dict[str, Any]:
+    """The same report summing every overlapping row (no roll-ups), for --compare."""
+    settings = ReportSettings.from_policy(policy)
+    return await reliability_report_sql(
+        session, Period(start, end), group_by=group_by, tz=TZ, cemi_n=settings.cemi_n,
+        rs1_targets=settings.rs1_targets, med_beta_multiplier=settings.med_beta_multiplier,
+        med_history_years=settings.med_history_years, rollups=False,
+    )  # fmt: skip
+
+
+def _differences(a: Any, b: Any, path: str = "$") -> list[str]:
+    if isinstance(a, float) or isinstance(b, float):
+        same = isinstance(a, int | float) and isinstance(b, int | float)
+        return [] if same and math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-9) else [path]
+    if isinstance(a, dict) and isinstance(b, dict):
+        if a.keys() != b.keys():
+            return [path]
+        return [d for k in a for d in _differences(a[k], b[k], f"{path}.{k}")]
+    if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+        return [d for n, (x, y) in enumerate(zip(a, b, strict=True))
+                for d in _differences(x, y, f"{path}[{n}]")]  # fmt: skip
+    return [] if a == b else [path]
+
+
+async def _time(url: str, runs: int, compare: bool) -> None:
     policy = load_policy()
     engine = create_engine(url)
     try:
@@ -154,7 +193,7 @@ async def _time(url: str, runs: int) -> None:
         )
         for label, start, end, group_by, aim in cases:
             times = []
-            report = {}
+            report: dict[str, Any] = {}
             for _ in range(runs):
                 async with AsyncSession(engine) as session:
                     began = time.perf_counter()
@@ -169,6 +208,14 @@ async def _time(url: str, runs: int) -> None:
                 f"{len(report['groups'])} groups, MEDs {report['med']['days']}, "
                 f"{first['key']}: SAIFI {first['saifi']:.3f} SAIDI {first['saidi']:.1f} min"
             )
+            if compare:
+                async with AsyncSession(engine) as session:
+                    began = time.perf_counter()
+                    reference = await _row_wise(session, start, end, group_by, policy)
+                    took = time.perf_counter() - began
+                diff = _differences(report, reference)
+                verdict = "identical" if not diff else f"DIFFERENT at {diff[:5]}"
+                print(f"  row-wise SQL path: {took * 1000:.0f} ms, {verdict}")  # noqa: T201
     finally:
         await engine.dispose()
 
@@ -178,6 +225,9 @@ def main() -> None:
     parser.add_argument("--database-url", default=DEFAULT_URL, help="server to create the DB on")
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--reuse", action="store_true", help="skip generation (data exists)")
+    parser.add_argument(
+        "--compare", action="store_true", help="also time the row-wise path, check equality"
+    )
     args = parser.parse_args()
     url = make_url(args.database_url).set(database=DATABASE).render_as_string(
         hide_password=False
@@ -188,7 +238,11 @@ def main() -> None:
         url = asyncio.run(_recreate(args.database_url))
         asyncio.run(_generate(url))
         print(f"generated in {time.perf_counter() - began:.1f} s")  # noqa: T201
-    asyncio.run(_time(url, args.runs))
+    else:
+        began = time.perf_counter()
+        asyncio.run(migrate(url))  # the first time: creates and backfills the roll-ups
+        print(f"migrated in {time.perf_counter() - began:.1f} s")  # noqa: T201
+    asyncio.run(_time(url, args.runs, args.compare))
 
 
 if __name__ == "__main__":

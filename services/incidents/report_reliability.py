@@ -328,11 +328,13 @@ async def reliability_report_sql(
     )
     med_set = frozenset(ctx.days)
     if rollups:
-        base, excl = await rollup_group_sums(session, period, group_by, cemi_n, ctx.days, tz)
+        base, excl, events = await rollup_group_sums(
+            session, period, group_by, cemi_n, ctx.days, tz
+        )
     else:
         on_med = in_local_days(I.c.start, ctx.days, tz)
         base, excl = await _group_sums(session, period, group_by, cemi_n, on_med)
-    events = await _event_counts(session, period, group_by, ctx.days, tz)
+        events = await _event_counts(session, period, group_by, ctx.days, tz)
     med_iso = [d.isoformat() for d in ctx.days]
     groups_out: list[dict[str, Any]] = []
     for key in sorted(set(base) | set(events) | set(served)):

@@ -9,7 +9,9 @@ Every interruption that overlaps the period falls in exactly one class:
 - open, or starting before the period and still running at its start: raw rows measured
   exactly as ``report_reliability._per_customer`` measures them.
 Per customer (customers interrupted, CEMI_n) the same split runs on
-``report_customer_months``. The result equals ``report_reliability._group_sums``.
+``report_customer_months``. The result equals ``report_reliability._group_sums``. MAIFIe
+events are the momentary rows less those chained to an earlier one
+(``report_momentary_chained``), which equals ``report_interruptions.momentary_event_rows``.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from services.incidents.report_rollups import (
     floor_hour,
     in_ranges,
     report_customer_months,
+    report_momentary_chained,
     report_months,
     rollup_key,
     split_months,
@@ -51,12 +54,16 @@ def _n(flag: ColumnElement[bool], value: Any = 1) -> ColumnElement[Any]:
     return sa.case((flag, value), else_=0)
 
 
-def _med_ranges(days: list[date], tz: tzinfo, period: Period) -> list[tuple[datetime, datetime]]:
-    """The MED days as UTC start ranges, cut to the period."""
+def _med_ranges(
+    days: list[date], tz: tzinfo, period: Period | None = None
+) -> list[tuple[datetime, datetime]]:
+    """The MED days as UTC start ranges (cut to ``period`` if given). Whole days decide
+    whether a row starts on a MED, even one starting before the period on its first day."""
     out = []
     for d in sorted(set(days)):
-        lo = max(local_midnight(d, tz), utc(period.start))
-        hi = min(local_midnight(d + timedelta(days=1), tz), utc(period.end))
+        lo, hi = local_midnight(d, tz), local_midnight(d + timedelta(days=1), tz)
+        if period is not None:
+            lo, hi = max(lo, utc(period.start)), min(hi, utc(period.end))
         if lo < hi:
             out.append((lo, hi))
     return out
@@ -68,7 +75,11 @@ def _select(key: ColumnElement[Any], **values: ColumnElement[Any]) -> sa.Select[
 
 
 async def _raw_pieces(
-    session: AsyncSession, period: Period, group_by: str, med: list[tuple[datetime, datetime]]
+    session: AsyncSession,
+    period: Period,
+    group_by: str,
+    med: list[tuple[datetime, datetime]],
+    med_inside: list[tuple[datetime, datetime]],
 ) -> list[sa.Select[Any]]:
     dialect = Dialect.of(session)
     m = measures(dialect, period)
@@ -129,15 +140,15 @@ async def _raw_pieces(
         .where(live)
         .group_by(key)
     )
-    # Closed rows starting on a MED: out of the without-MED sums.
-    if med:
+    # Closed rows starting on a MED (in the period): out of the without-MED sums.
+    if med_inside:
         pieces.append(
             _select(
                 key,
                 ci_x=sa.func.sum(_n(sus, -1)), cmi_x=sa.func.sum(_n(sus, -m.duration)),
                 mom_x=sa.func.sum(_n(mom, -1)),
             )  # fmt: skip
-            .where(closed, on_med)
+            .where(closed, in_ranges(I.c.start, med_inside))
             .group_by(key)
         )
     return pieces
@@ -206,6 +217,21 @@ def _customer_counts(
     )
 
 
+async def _chained(
+    session: AsyncSession, period: Period, group_by: str, med: list[tuple[datetime, datetime]]
+) -> dict[str, tuple[int, int]]:
+    """Momentary rows of the period chained to an earlier one: (all, not on a MED)."""
+    c = report_momentary_chained
+    key = group_key_expr(group_by, c).label("key")
+    rows = await session.execute(
+        sa.select(key, sa.func.count().label("n"),
+                  sa.func.sum(_n(sa.not_(in_ranges(c.c.start, med)))).label("nx"))
+        .where(c.c.start >= ts(period.start), c.c.start < ts(period.end))
+        .group_by(key)
+    )  # fmt: skip
+    return {r.key: (int(r.n), int(r.nx or 0)) for r in rows}
+
+
 async def rollup_group_sums(
     session: AsyncSession,
     period: Period,
@@ -213,10 +239,11 @@ async def rollup_group_sums(
     cemi_n: int,
     med_days: list[date],
     tz: tzinfo,
-) -> tuple[dict[str, dict[str, float]], dict[str, dict[str, float]]]:
-    """Per group: the sums with every interruption, and without those starting on MEDs."""
-    med = _med_ranges(med_days, tz, period)
-    pieces = await _raw_pieces(session, period, group_by, med)
+) -> tuple[dict[str, dict[str, float]], dict[str, dict[str, float]], dict[str, tuple[int, int]]]:
+    """Per group: the sums with every interruption, and without those starting on MEDs;
+    and the MAIFIe momentary events (all, not on a MED)."""
+    med, med_inside = _med_ranges(med_days, tz), _med_ranges(med_days, tz, period)
+    pieces = await _raw_pieces(session, period, group_by, med, med_inside)
     month = _month_piece(period, group_by)
     if month is not None:
         pieces.append(month)
@@ -232,7 +259,7 @@ async def rollup_group_sums(
             continue  # no interruption of this group overlaps the period
         base[r.key] = {c: v[c] or 0 for c in ("ci", "cmi", "pci", "pcmi", "mom")}
         excl[r.key] = {**base[r.key], **{c: v[c + "_x"] or 0 for c in ("ci", "cmi", "mom")}}
-    pc = _customer_counts(Dialect.of(session), period, group_by, med)
+    pc = _customer_counts(Dialect.of(session), period, group_by, med_inside)
     rows = await session.execute(
         sa.select(
             pc.c.key,
@@ -249,7 +276,12 @@ async def rollup_group_sums(
             sums = target[r.key]
             sums["interrupted"] = int(r._mapping["interrupted" + suffix] or 0)
             sums["cemi"] = int(r._mapping["cemi" + suffix] or 0)
-    return base, excl
+    chained = await _chained(session, period, group_by, med)
+    events: dict[str, tuple[int, int]] = {}
+    for key, sums in base.items():
+        n, nx = chained.get(key, (0, 0))
+        events[key] = (int(sums["mom"]) - n, int(excl[key]["mom"]) - nx)
+    return base, excl, events
 
 
 __all__ = ["SUMS", "in_local_days", "rollup_group_sums"]

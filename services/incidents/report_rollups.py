@@ -4,10 +4,13 @@ Triggers on ``interruptions`` keep, for *closed* interruptions only, per UTC hou
 UTC month of their start and per stamped feeder/substation/area (NULL stored as ''):
 unplanned sustained count and microseconds, planned sustained count and microseconds,
 unplanned momentary count (``report_hours`` / ``report_months``), and the unplanned
-sustained count per customer and month (``report_customer_months``). ``report_hours.max_end``
-is an upper bound of the hour's latest end. A report reads whole months from the roll-ups,
-adds or removes the few raw rows between a period bound and its nearest month start, and
-reads open and boundary-crossing rows directly (``report_rollup_sums``).
+sustained count per customer and month (``report_customer_months``); and the momentary
+rows chained to an earlier one of the same customer within 5 minutes
+(``report_momentary_chained``, so MAIFIe events = momentary rows − chained rows).
+``report_hours.max_end`` is an upper bound of the hour's latest end. A report reads whole
+months from the roll-ups, adds or removes the few raw rows between a period bound and its
+nearest month start, and reads open and boundary-crossing rows directly
+(``report_rollup_sums``).
 """
 
 from __future__ import annotations
@@ -46,6 +49,13 @@ report_hours = sa.Table(
 report_months = sa.Table(
     "report_months", _metadata, sa.Column("month", TS, nullable=False), *_keys(), *_sums()
 )
+report_momentary_chained = sa.Table(
+    "report_momentary_chained", _metadata,
+    sa.Column("incident_id", sa.Text(), nullable=False),
+    sa.Column("customer_id", sa.Text(), nullable=False),
+    sa.Column("start", TS, nullable=False), *(sa.Column(k, sa.Text()) for k in
+                                              ("feeder_id", "substation", "area")),
+)  # fmt: skip
 report_customer_months = sa.Table(
     "report_customer_months", _metadata, sa.Column("month", TS, nullable=False), *_keys(),
     sa.Column("customer_id", sa.Text(), nullable=False),
@@ -151,11 +161,16 @@ async def rollup_daily_saidi(
     minutes: dict[date, float] = {}
     if h0 < h1:
         h = report_hours
-        day = dialect.local_day(h.c.hour, tz, start).label("day")
-        rows = await session.execute(
-            sa.select(day, sa.func.sum(h.c.sustained_us).label("us"))
+        # Hours first (one per hour, not per feeder), then their local days.
+        hourly = (
+            sa.select(h.c.hour, sa.func.sum(h.c.sustained_us).label("us"))
             .where(h.c.hour >= ts(h0), h.c.hour < ts(h1))
-            .group_by(day)
+            .group_by(h.c.hour)
+            .subquery("hourly")
+        )
+        day = dialect.local_day(hourly.c.hour, tz, start).label("day")
+        rows = await session.execute(
+            sa.select(day, sa.func.sum(hourly.c.us).label("us")).group_by(day)
         )
         for r in rows:
             minutes[as_date(r.day)] = int(r.us or 0) / US_PER_MIN

@@ -190,6 +190,83 @@ def _sqlite_triggers() -> dict[str, str]:
     }
 
 
+# --- momentary rows chained to an earlier one of the same customer (not a MAIFIe event) ---
+
+PG_MOMENTARY = (
+    "NOT {r}.planned AND ({r}.momentary OR {r}.\"end\" - {r}.start <= interval '5 minutes')"
+)
+SQLITE_MOMENTARY = (
+    "NOT {r}.planned AND ({r}.momentary OR ({r}.\"end\" IS NOT NULL AND "
+    "round((julianday({r}.\"end\") - julianday({r}.start)) * 86400.0, 3) / 60.0 <= 5.0))"
+)
+PG_CHAINED = f"""EXISTS (SELECT 1 FROM incidents.interruptions p
+  WHERE p.customer_id = r.customer_id AND {PG_MOMENTARY.format(r="p")}
+    AND p.start <= r.start AND p.start >= r.start - interval '5 minutes'
+    AND (p.start < r.start OR (p.start = r.start AND p.incident_id < r.incident_id)))"""
+SQLITE_CHAINED = f"""EXISTS (SELECT 1 FROM interruptions p
+  WHERE p.customer_id = r.customer_id AND {SQLITE_MOMENTARY.format(r="p")}
+    AND p.start <= r.start
+    AND round((julianday(r.start) - julianday(p.start)) * 86400.0, 3) / 60.0 <= 5.0
+    AND (p.start < r.start OR (p.start = r.start AND p.incident_id < r.incident_id)))"""
+CHAIN_COLUMNS = "incident_id, customer_id, start, feeder_id, substation, area"
+
+
+def _pg_chain(source: str) -> str:
+    """Recompute the chained rows of the customers' 5 minutes after each changed momentary
+    row (a row inserted, removed or re-flagged changes only those)."""
+    parts = {"new": "SELECT customer_id, start FROM new_rows r WHERE {m}",
+             "old": "SELECT customer_id, start FROM old_rows r WHERE {m}"}  # fmt: skip
+    w = " UNION ".join(parts[x].format(m=PG_MOMENTARY.format(r="r")) for x in source.split("+"))
+    return f"""
+    DELETE FROM incidents.report_momentary_chained c USING ({w}) w
+    WHERE c.customer_id = w.customer_id AND c.start >= w.start
+      AND c.start <= w.start + interval '5 minutes';
+    INSERT INTO incidents.report_momentary_chained ({CHAIN_COLUMNS})
+    SELECT DISTINCT r.incident_id, r.customer_id, r.start, r.feeder_id, r.substation, r.area
+    FROM incidents.interruptions r JOIN ({w}) w ON r.customer_id = w.customer_id
+      AND r.start >= w.start AND r.start <= w.start + interval '5 minutes'
+    WHERE {PG_MOMENTARY.format(r="r")} AND {PG_CHAINED}
+    ON CONFLICT DO NOTHING;"""
+
+
+PG_CHAIN_FUNCTION = f"""
+CREATE FUNCTION incidents.report_chain_apply() RETURNS trigger LANGUAGE plpgsql AS $body$
+BEGIN
+  IF TG_OP = 'INSERT' THEN {_pg_chain("new")}
+  ELSIF TG_OP = 'DELETE' THEN {_pg_chain("old")}
+  ELSE {_pg_chain("old+new")}
+  END IF;
+  RETURN NULL;
+END
+$body$
+"""
+
+
+def _sqlite_chain(r: str) -> str:
+    bound = f"strftime('%Y-%m-%d %H:%M:%f', {r}.start, '+5 minutes') || '999'"
+    return f"""
+  DELETE FROM report_momentary_chained WHERE customer_id = {r}.customer_id
+    AND start >= {r}.start AND start <= {bound};
+  INSERT OR IGNORE INTO report_momentary_chained ({CHAIN_COLUMNS})
+  SELECT r.incident_id, r.customer_id, r.start, r.feeder_id, r.substation, r.area
+  FROM interruptions r WHERE r.customer_id = {r}.customer_id
+    AND r.start >= {r}.start AND r.start <= {bound}
+    AND {SQLITE_MOMENTARY.format(r="r")} AND {SQLITE_CHAINED};"""
+
+
+def _sqlite_chain_triggers() -> list[str]:
+    when = {r: SQLITE_MOMENTARY.format(r=r) for r in ("NEW", "OLD")}
+    return [
+        "CREATE TRIGGER incidents.interruptions_chain_insert AFTER INSERT ON interruptions "
+        f"FOR EACH ROW WHEN {when['NEW']} BEGIN {_sqlite_chain('NEW')}\nEND",
+        "CREATE TRIGGER incidents.interruptions_chain_delete AFTER DELETE ON interruptions "
+        f"FOR EACH ROW WHEN {when['OLD']} BEGIN {_sqlite_chain('OLD')}\nEND",
+        "CREATE TRIGGER incidents.interruptions_chain_update AFTER UPDATE ON interruptions "
+        f"FOR EACH ROW WHEN ({when['OLD']}) OR ({when['NEW']}) "
+        f"BEGIN {_sqlite_chain('OLD')}{_sqlite_chain('NEW')}\nEND",
+    ]
+
+
 # --- backfill: the closed rows already stored, as one big "insert" ------------------------
 
 
@@ -239,6 +316,19 @@ def _backfill_sqlite() -> list[str]:
 
 def upgrade() -> None:
     op.create_table(
+        "report_momentary_chained",
+        sa.Column("incident_id", sa.Text(), nullable=False),
+        sa.Column("customer_id", sa.Text(), nullable=False),
+        sa.Column("start", sa.DateTime(timezone=True), nullable=False),
+        *(sa.Column(k, sa.Text(), nullable=True) for k in KEYS),
+        sa.PrimaryKeyConstraint("incident_id", "customer_id", name="pk_report_momentary_chained"),
+        schema=SCHEMA,
+    )
+    op.create_index("ix_report_momentary_chained_customer_id_start", "report_momentary_chained",
+                    ["customer_id", "start"], schema=SCHEMA)  # fmt: skip
+    op.create_index("ix_report_momentary_chained_start", "report_momentary_chained", ["start"],
+                    schema=SCHEMA)  # fmt: skip
+    op.create_table(
         "report_hours",
         *_key_columns("hour"),
         *_sum_columns(),
@@ -246,6 +336,8 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("hour", *KEYS, name="pk_report_hours"),
         schema=SCHEMA,
     )
+    # Finds the rows running past a period bound (report_rollups.first_hour_ending_after).
+    op.create_index("ix_report_hours_max_end", "report_hours", ["max_end"], schema=SCHEMA)
     op.create_table(
         "report_months",
         *_key_columns("month"),
@@ -266,8 +358,19 @@ def upgrade() -> None:
     bind = op.get_bind()
     if bind.dialect.name == "postgresql":
         _backfill_pg(bind)
+        op.execute(
+            f"INSERT INTO incidents.report_momentary_chained ({CHAIN_COLUMNS}) "
+            f"SELECT {CHAIN_COLUMNS} FROM incidents.interruptions r "
+            f"WHERE {PG_MOMENTARY.format(r='r')} AND {PG_CHAINED}"
+        )
         op.execute(PG_FUNCTION)
+        op.execute(PG_CHAIN_FUNCTION)
         for event in TRIGGERS:
+            op.execute(
+                f"CREATE TRIGGER interruptions_chain_{event} AFTER {event.upper()} "
+                f"ON incidents.interruptions {PG_REFERENCING[event]} FOR EACH STATEMENT "
+                "EXECUTE FUNCTION incidents.report_chain_apply()"
+            )
             op.execute(
                 f"CREATE TRIGGER interruptions_report_{event} AFTER {event.upper()} "
                 f"ON incidents.interruptions {PG_REFERENCING[event]} FOR EACH STATEMENT "
@@ -279,18 +382,27 @@ def upgrade() -> None:
     else:
         for statement in _backfill_sqlite():
             op.execute(statement)
-        for statement in _sqlite_triggers().values():
+        op.execute(
+            f"INSERT INTO incidents.report_momentary_chained ({CHAIN_COLUMNS}) "
+            f"SELECT {CHAIN_COLUMNS} FROM incidents.interruptions r "
+            f"WHERE {SQLITE_MOMENTARY.format(r='r')} AND "
+            + SQLITE_CHAINED.replace("FROM interruptions p", "FROM incidents.interruptions p")
+        )
+        for statement in [*_sqlite_triggers().values(), *_sqlite_chain_triggers()]:
             op.execute(statement)
 
 
 def downgrade() -> None:
     postgres = op.get_bind().dialect.name == "postgresql"
     for event in TRIGGERS:
-        if postgres:
-            op.execute(f"DROP TRIGGER interruptions_report_{event} ON incidents.interruptions")
-        else:
-            op.execute(f"DROP TRIGGER incidents.interruptions_report_{event}")
+        for kind in ("report", "chain"):
+            if postgres:
+                op.execute(f"DROP TRIGGER interruptions_{kind}_{event} ON incidents.interruptions")
+            else:
+                op.execute(f"DROP TRIGGER incidents.interruptions_{kind}_{event}")
     if postgres:
         op.execute("DROP FUNCTION incidents.report_rollup_apply()")
-    for table in ("report_customer_months", "report_months", "report_hours"):
+        op.execute("DROP FUNCTION incidents.report_chain_apply()")
+    for table in ("report_momentary_chained", "report_customer_months", "report_months",
+                  "report_hours"):  # fmt: skip
         op.drop_table(table, schema=SCHEMA)
