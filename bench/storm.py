@@ -29,20 +29,26 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
+import os
+import re
+import signal
 import sys
 import tempfile
 import time
 import uuid
 from collections import defaultdict
+from collections.abc import Awaitable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "chaos"))
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "chaos")]  # runnable without install
 
 from observe import end_offsets  # noqa: E402
 from replay import encode, replay  # noqa: E402
@@ -50,6 +56,7 @@ from stack import (  # noqa: E402
     TOPIC_PARTITIONS,
     Gateway,
     PrivateKafka,
+    ServiceProcess,
     Stack,
     StackConfig,
     all_topics,
@@ -62,10 +69,13 @@ from storm_scenario import Windows, compressed_policy, county, storm_lines  # no
 
 DEFAULT_SERVER = "postgresql+asyncpg://outagedesk:outagedesk@127.0.0.1:55432/outagedesk"
 WINDOWS = Windows(sustained_s=60, nested_check_s=40)
+T = TypeVar("T")
 
 
-async def ceiling(bootstrap: str, lines: list[dict[str, Any]]) -> dict[str, float]:
-    """Raw aiokafka: produce the messages, then consume them and produce each again."""
+async def ceiling(bootstrap: str, lines: list[dict[str, Any]], within_s: float) -> dict[str, float]:
+    """Raw aiokafka on the same broker and the same messages (same keys, 6 partitions): produce
+    them (acks=all, idempotent, like the burst), then consume them and produce each one to a
+    second topic committing offsets per batch, as ingest would. Rates in messages/s."""
     run = uuid.uuid4().hex[:8]
     src, dst = f"ceiling-{run}.in", f"ceiling-{run}.out"
     await create_topics(bootstrap, [src, dst], TOPIC_PARTITIONS)
@@ -73,44 +83,54 @@ async def ceiling(bootstrap: str, lines: list[dict[str, Any]]) -> dict[str, floa
                             "max_batch_size": 256 * 1024}  # fmt: skip
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, **opts)
     await producer.start()
-    t0 = time.perf_counter()
-    futures = []
-    for line in lines:
-        topic, value, key = encode(line)
-        futures.append(await producer.send(src, value, key=key))
-    await asyncio.gather(*futures)
-    produce_s = time.perf_counter() - t0
-    consumer = AIOKafkaConsumer(src, bootstrap_servers=bootstrap, group_id=f"ceiling-{run}",
-                                auto_offset_reset="earliest", enable_auto_commit=False,
-                                max_poll_records=5000)  # fmt: skip
-    await consumer.start()
-    t1 = time.perf_counter()
-    seen = 0
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=f"ceiling-{run}",
+                                enable_auto_commit=False, max_poll_records=5000)  # fmt: skip
     try:
-        while seen < len(lines):
-            batch = await consumer.getmany(timeout_ms=1000, max_records=5000)
+        async with asyncio.timeout(within_s):
+            t0 = time.perf_counter()
             futures = []
-            for records in batch.values():
-                for r in records:
-                    futures.append(await producer.send(dst, r.value, key=r.key))
+            for line in lines:
+                _, value, key = encode(line)
+                futures.append(await producer.send(src, value, key=key))
             await asyncio.gather(*futures)
-            if batch:
-                await consumer.commit()
-            seen += len(futures)
+            produce_s = time.perf_counter() - t0
+            await consumer.start()
+            # assigned, not subscribed: no group join (with the broker's initial rebalance
+            # delay) inside the measurement; offsets are still committed to the group
+            tps = [TopicPartition(src, p) for p in range(TOPIC_PARTITIONS)]
+            consumer.assign(tps)
+            await consumer.seek_to_beginning(*tps)
+            t1 = time.perf_counter()
+            seen = 0
+            while seen < len(lines):
+                batch = await consumer.getmany(timeout_ms=1000, max_records=5000)
+                futures = []
+                for records in batch.values():
+                    for r in records:
+                        futures.append(await producer.send(dst, r.value, key=r.key))
+                await asyncio.gather(*futures)
+                if batch:
+                    await consumer.commit()
+                seen += len(futures)
+            relay_s = time.perf_counter() - t1
     finally:
         await consumer.stop()
         await producer.stop()
-    relay_s = time.perf_counter() - t1
-    return {"produce_per_s": len(lines) / produce_s, "consume_produce_per_s": len(lines) / relay_s}
+    n = len(lines)
+    return {"produce_per_s": n / produce_s, "consume_produce_per_s": n / relay_s,
+            "per_s": n / (produce_s + relay_s)}  # fmt: skip
+
+
+Evidence = dict[str, list[tuple[datetime, float]]]  # customer or device id → (occurred, ack)
 
 
 def evidence_index(
     lines: list[dict[str, Any]], acked: dict[str, float], topology: dict[str, Any]
-) -> tuple[dict[str, list[tuple[datetime, float]]], dict[str, list[tuple[datetime, float]]]]:
+) -> tuple[Evidence, Evidence]:
     """(outage evidence, restore evidence): customer or device id → (occurred_at, acked)."""
     customer_of = {c["meter"]: c["id"] for c in topology["customers"]}
-    off: dict[str, list[tuple[datetime, float]]] = defaultdict(list)
-    on: dict[str, list[tuple[datetime, float]]] = defaultdict(list)
+    off: Evidence = defaultdict(list)
+    on: Evidence = defaultdict(list)
     for line in lines:
         v = line.get("value")
         if not isinstance(v, dict) or v.get("event_id") not in acked or "occurred_at" not in v:
@@ -127,42 +147,87 @@ def evidence_index(
     return off, on
 
 
-def latencies(
-    events: list[tuple[dict[str, Any], float]],
-    off: dict[str, list[tuple[datetime, float]]],
-    on: dict[str, list[tuple[datetime, float]]],
-) -> tuple[list[float], list[float]]:
-    detect, restore = [], []
+def detection_latencies(
+    events: list[tuple[dict[str, Any], float]], off: Evidence, dwell_s: float
+) -> tuple[list[float], int]:
+    """Seconds from the earliest moment the evidence allowed an ``opened`` to its publication
+    (an upper bound of the service's delay): a device's SCADA open or the second OFF evidence
+    in its scope, whichever was acknowledged first; for a single-customer outage the later of
+    its first evidence and ``detected_at`` + the dwell, so the figure is beyond the dwell.
+    Nested outages (opened by the nested-check timer) are left out; their number is returned."""
+    out: list[float] = []
+    nested = 0
+    for event, published in events:
+        if event["type"] != "opened":
+            continue
+        snap = event["incident"]
+        if snap.get("parent_incident_id"):
+            nested += 1
+            continue
+        if snap.get("customer_id"):
+            acks = sorted(a for _, a in off.get(snap["customer_id"], ()))
+            if not acks:
+                continue
+            due = datetime.fromisoformat(snap["detected_at"]).timestamp() + dwell_s
+            out.append(published - max(acks[0], due))
+            continue
+        added = [c["customer_id"] for c in event["customers_added"]]
+        scope = sorted(a for c in added for _, a in off.get(c, ()))
+        candidates = scope[1:2] + [a for _, a in off.get(snap.get("device_id") or "", ())]
+        if candidates:
+            out.append(published - min(candidates))
+    return out, nested
+
+
+def restoration_latencies(events: list[tuple[dict[str, Any], float]], on: Evidence) -> list[float]:
+    """Seconds from the acknowledgement of the evidence that restored an incident (the device
+    close or power_restore whose time is ``restored_at``; else its earliest restore evidence)
+    to the publication of its ``restored`` lifecycle event."""
+    out: list[float] = []
     for event, published in events:
         snap = event["incident"]
-        if event["type"] == "opened" and snap.get("customer_id") is None:
-            at = datetime.fromisoformat(snap["detected_at"])
-            who = [c["customer_id"] for c in event["customers_added"]] + [snap.get("device_id")]
-            acks = [a for w in who if w for t, a in off.get(w, ()) if t <= at]
-            if acks:
-                detect.append(published - max(acks))
-        elif event["type"] == "restored" and snap.get("restored_at"):
-            at = datetime.fromisoformat(snap["restored_at"])
-            who = [c["customer_id"] for c in event["customers_restored"]] + [snap.get("device_id")]
-            acks = [a for w in who if w for t, a in on.get(w, ()) if t <= at]
-            if acks:
-                restore.append(published - max(acks))
-    return detect, restore
+        if event["type"] != "restored" or not snap.get("restored_at"):
+            continue
+        at = datetime.fromisoformat(snap["restored_at"])
+        who = [c["customer_id"] for c in event["customers_restored"]] + [snap.get("device_id")]
+        evidence = [(t, a) for w in who if w for t, a in on.get(w, ()) if t <= at]
+        exact = [a for t, a in evidence if t == at]
+        if exact or evidence:
+            out.append(published - min(exact or [a for _, a in evidence]))
+    return out
 
 
-async def lifecycle_events(bootstrap: str) -> list[tuple[dict[str, Any], float]]:
+async def restored_message_latencies(
+    url: str, received: dict[str, list[float]], on: Evidence
+) -> list[float]:
+    """Seconds from the moment a customer's ``restored`` SMS became due (its job's ``due_at``:
+    the restoration, or the nested check for a restoration that was only inferred), or from
+    the acknowledgement of the customer's restore evidence if later, to its first arrival at
+    the gateway."""
+    rows = await fetch(url, "SELECT incident_id, customer_id, revision, due_at FROM notify.jobs "
+                            "WHERE stage = 'restored'")  # fmt: skip
+    out: list[float] = []
+    for incident, customer, revision, due_at in rows:
+        times = received.get(f"{incident}:{customer}:restored:{revision}")
+        if times:
+            acks = [a for _, a in on.get(customer, ())]
+            out.append(min(times) - max([due_at.timestamp(), *acks[:1]]))
+    return out
+
+
+async def lifecycle_events(bootstrap: str, within_s: float = 120) -> list[tuple[Any, float]]:
+    """Every lifecycle event with its publication time (the relay's record timestamp)."""
     ends = await end_offsets(bootstrap, "incidents.lifecycle.v1")
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     await consumer.start()
-    out: list[tuple[dict[str, Any], float]] = []
+    out: list[tuple[Any, float]] = []
     try:
         consumer.assign(list(ends))
         await consumer.seek_to_beginning(*ends)
-        left = sum(ends.values())
-        while left > 0:
-            for records in (await consumer.getmany(timeout_ms=1000, max_records=5000)).values():
-                left -= len(records)
-                out.extend((orjson.loads(r.value), r.timestamp / 1000) for r in records)
+        async with asyncio.timeout(within_s):
+            while len(out) < sum(ends.values()):
+                for records in (await consumer.getmany(timeout_ms=1000, max_records=5000)).values():
+                    out.extend((orjson.loads(r.value), r.timestamp / 1000) for r in records)
     finally:
         await consumer.stop()
     return out
@@ -175,132 +240,268 @@ def pct(values: list[float], q: float) -> float | None:
     return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 3)
 
 
-async def run(args: argparse.Namespace) -> dict[str, Any]:
+def peak_rate(times: list[float], window_s: float = 5.0) -> float | None:
+    """The highest count of ``times`` in any ``window_s`` window, per second."""
+    times = sorted(times)
+    best, j = 0, 0
+    for i, t in enumerate(times):
+        while times[j] < t - window_s:
+            j += 1
+        best = max(best, i - j + 1)
+    return round(best / window_s, 1) if times else None
+
+
+class Resources:
+    """What a run starts and must tear down, also on Ctrl-C, SIGTERM or a failure."""
+
+    def __init__(self, keep: bool) -> None:
+        self.keep = keep
+        self.kafka: PrivateKafka | None = None
+        self.gateway: Gateway | None = None
+        self.stack: Stack | None = None
+
+    def close(self) -> None:
+        if self.stack is not None:
+            self.stack.close()  # SIGKILL whatever still runs
+            self.stack = None
+        if self.gateway is not None:
+            self.gateway.close()
+            self.gateway = None
+        if self.kafka is not None and not self.keep:
+            self.kafka.stop()
+            self.kafka = None
+
+
+class ServiceDied(RuntimeError):
+    pass
+
+
+async def guarded(stack: Stack, work: Awaitable[T], period_s: float = 0.5) -> T:
+    """Await ``work`` while sampling every process's usage; raise ServiceDied (with the tail
+    of its log) as soon as a service exits instead of waiting for a timeout."""
+    task = asyncio.ensure_future(work)
+    try:
+        while True:
+            done, _ = await asyncio.wait({task}, timeout=period_s)
+            if done:
+                return task.result()
+            stack.sample()
+            for p in stack.processes:
+                if not p.alive:
+                    assert p.proc is not None
+                    tail = "\n".join(p.log_text().splitlines()[-30:])
+                    raise ServiceDied(f"{p.label} exited with status {p.proc.returncode}; "
+                                      f"log {p.log_path} ends:\n{tail}")  # fmt: skip
+    finally:
+        if not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+
+
+GROUPS = {"ingest": "ingest", "incidents": "incidents", "notify": "notify"}  # label → group
+ASSIGNED = re.compile(r"Setting newly assigned partitions \{(.*)\} for group (\S+)\"")
+PARTITION = re.compile(r"topic='([^']+)', partition=(\d+)")
+
+
+def _group_of(p: ServiceProcess) -> str:
+    return next(g for k, g in GROUPS.items() if k in p.label)
+
+
+def assignments(p: ServiceProcess) -> set[tuple[str, int]] | None:
+    """The partitions of its main group the process holds now, from its log (aiokafka logs
+    every assignment and revocation; the admin client's DescribeGroups decoding is broken)."""
+    group, held = _group_of(p), None
+    for line in p.log_text().splitlines():
+        if f"for group {group}\"" not in line:
+            continue
+        if "Revoking previously assigned partitions" in line:
+            held = None
+        elif m := ASSIGNED.search(line):
+            held = {(t, int(n)) for t, n in PARTITION.findall(m.group(1))}
+    return held
+
+
+async def wait_groups(stack: Stack, within_s: float, stable_s: float = 3.0) -> None:
+    """Until every service started and its consumers hold all partitions of their topics
+    (the incidents pair sharing the signals' six), unchanged for ``stable_s``."""
+    async with asyncio.timeout(within_s):
+        since: float | None = None
+        while True:
+            held = [assignments(p) for p in stack.processes]
+            ok = all(h for h in held) and all(
+                f"{_group_of(p)} started" in p.log_text() for p in stack.processes
+            )
+            signals = [h for p, h in zip(stack.processes, held, strict=True)
+                       if "incidents" in p.label]  # fmt: skip
+            ok = ok and sum(len(h or ()) for h in signals) == TOPIC_PARTITIONS
+            ok = ok and len(set().union(*(h or set() for h in signals))) == TOPIC_PARTITIONS
+            since = (since or time.monotonic()) if ok else None
+            if since is not None and time.monotonic() - since >= stable_s:
+                return
+            await asyncio.sleep(0.5)
+
+
+def rejoins(stack: Stack) -> dict[str, int]:
+    """How often each process joined its main consumer group (1 = no rebalance after start)."""
+    return {p.label: p.log_text().count(f"Joined group '{_group_of(p)}'") for p in stack.processes}
+
+
+async def run(args: argparse.Namespace, res: Resources) -> dict[str, Any]:
     work = Path(tempfile.mkdtemp(prefix="outagedesk-storm-"))
+    print(f"work directory (logs): {work}", flush=True)
     topology = county(args.customers, args.seed)
     (work / "topology.json").write_bytes(orjson.dumps(topology))
     (work / "policy.yaml").write_text(compressed_policy(WINDOWS))
-    kafka = PrivateKafka("storm-kafka")
+    res.kafka = kafka = PrivateKafka("storm-kafka")
     await asyncio.to_thread(kafka.start, fresh=True)
-    gateway: Gateway | None = None
-    stack: Stack | None = None
-    try:
-        url = await fresh_database(args.database_url, "outagedesk_storm", work / "topology.json")
-        await create_topics(kafka.bootstrap, all_topics(), TOPIC_PARTITIONS)
-        base = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=30)
-        lines = storm_lines(topology, base, WINDOWS, lockout_share=args.lockout_share)
-        expected = {v["event_id"] for line in lines if isinstance(v := line.get("value"), dict)
-                    and not str(v.get("event_id", "bad-")).startswith("bad-")}  # fmt: skip
-        print(f"{len(topology['customers'])} customers, {len(lines)} messages", flush=True)
-        ceil = await ceiling(kafka.bootstrap, lines)
-        gateway = Gateway(work / "gateway.log")
-        await gateway.wait_ready()
-        stack = Stack(StackConfig("storm", url, kafka.bootstrap, work / "policy.yaml",
-                                  gateway.url, work, incidents_consumers=2))  # fmt: skip
-        stack.start()
-        await asyncio.sleep(8)  # let the consumers join before the burst
-        t0 = time.time()
-        acked = await replay(lines, kafka.bootstrap, span_s=0)
-        t_sent = time.time()
-        applied_at = await _wait_applied(url, len(expected), stack, args.timeout)
-        quiet_at = await _wait_quiet(url, stack, base, args.timeout)
-        stack.sample()
-        usage = {p.label: {"peak_rss_mb": round(p.usage.peak_rss_mb, 1),
-                           "cpu_s": round(p.usage.cpu_s, 1),
-                           "cpu_pct": round(100 * p.usage.cpu_s / (quiet_at - t0), 1)}
-                 for p in stack.processes}  # fmt: skip
-        stack.stop()
-        events = await lifecycle_events(kafka.bootstrap)
-        off, on = evidence_index(lines, acked, topology)
-        detect, restore = latencies(events, off, on)
-        sends = sorted(t for times in (await gateway.received()).values() for t in times)
-        jobs = await count(url, "notify.jobs")
-        incidents = await fetch(url, "SELECT kind, status, count(*) FROM incidents.incidents "
-                                     "GROUP BY 1, 2 ORDER BY 1, 2")  # fmt: skip
-        return {
-            "customers": len(topology["customers"]),
-            "messages": len(lines),
-            "signals": len(expected),
-            "ceiling_produce_per_s": round(ceil["produce_per_s"]),
-            "ceiling_consume_produce_per_s": round(ceil["consume_produce_per_s"]),
-            "burst_produce_s": round(t_sent - t0, 2),
-            "end_to_end_events_per_s": round(len(lines) / (applied_at - t0)),
-            "backlog_drain_s": round(applied_at - t_sent, 2),
-            "detection_latency_p50_s": pct(detect, 0.5),
-            "detection_latency_p99_s": pct(detect, 0.99),
-            "detections": len(detect),
-            "restored_latency_p50_s": pct(restore, 0.5),
-            "restored_latency_p99_s": pct(restore, 0.99),
-            "restorations": len(restore),
-            "lifecycle_events": len(events),
-            "notify_jobs": jobs,
-            "messages_sent": len(sends),
-            "notifications_per_s": round(len(sends) / max(1e-9, sends[-1] - sends[0]), 1)
-            if len(sends) > 1 else None,
-            "incidents": [list(r) for r in incidents],
-            "until_quiet_s": round(quiet_at - t0, 1),
-            "processes": usage,
-        }
-    finally:
-        if stack is not None:
-            stack.close()
-        if gateway is not None:
-            gateway.close()
-        if not args.keep:
-            await asyncio.to_thread(kafka.stop)
+    url = await fresh_database(args.database_url, "outagedesk_storm", work / "topology.json")
+    await create_topics(kafka.bootstrap, all_topics(), TOPIC_PARTITIONS)
+    probe = storm_lines(topology, datetime.now(UTC), WINDOWS, lockout_share=args.lockout_share)
+    print(f"{len(topology['customers'])} customers, {len(probe)} messages", flush=True)
+    ceil = await ceiling(kafka.bootstrap, probe, args.timeout)
+    print(f"ceiling: {ceil['per_s']:.0f} messages/s produced+consumed", flush=True)
+    res.gateway = gateway = Gateway(work / "gateway.log")
+    await gateway.wait_ready()
+    res.stack = stack = Stack(StackConfig("storm", url, kafka.bootstrap, work / "policy.yaml",
+                                          gateway.url, work, incidents_consumers=2))  # fmt: skip
+    stack.start()
+    await guarded(stack, wait_groups(stack, args.timeout))
+    # The storm's event times start at the burst: evidence is delivered as it happens (the
+    # restore waves ahead of their time), and every timer falls due on the wall clock.
+    base = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=1)
+    lines = storm_lines(topology, base, WINDOWS, lockout_share=args.lockout_share)
+    expected = {v["event_id"] for line in lines if isinstance(v := line.get("value"), dict)
+                and not str(v.get("event_id", "bad-")).startswith("bad-")}  # fmt: skip
+    print(f"burst of {len(lines)} messages at {base.isoformat()}", flush=True)
+    t0 = time.time()
+    acked = await guarded(stack, replay(lines, kafka.bootstrap, span_s=0))
+    t_sent = time.time()
+    print(f"burst acknowledged in {t_sent - t0:.1f}s; waiting for the stack", flush=True)
+    applied_at = await guarded(stack, _wait_applied(url, len(expected), args.timeout))
+    print(f"all {len(expected)} signals applied after {applied_at - t0:.1f}s", flush=True)
+    quiet_at = await guarded(stack, _wait_quiet(url, base, args.timeout))
+    stack.sample()
+    usage = {p.label: {"peak_rss_mb": round(p.usage.peak_rss_mb, 1),
+                       "cpu_s": round(p.usage.cpu_s, 1),
+                       "cpu_pct": round(100 * p.usage.cpu_s / (quiet_at - t0), 1)}
+             for p in stack.processes}  # fmt: skip
+    joins = rejoins(stack)
+    exits = stack.stop()
+    events = await lifecycle_events(kafka.bootstrap)
+    off, on = evidence_index(lines, acked, topology)
+    detect, nested = detection_latencies(events, off, WINDOWS.sustained_s)
+    restore = restoration_latencies(events, on)
+    received = await gateway.received()
+    told = await restored_message_latencies(url, received, on)
+    sends = sorted(t for times in received.values() for t in times)
+    incidents = await fetch(url, "SELECT kind, status, count(*) FROM incidents.incidents "
+                                 "GROUP BY 1, 2 ORDER BY 1, 2")  # fmt: skip
+    e2e = len(lines) / (applied_at - t0)
+    return {
+        "customers": len(topology["customers"]),
+        "messages": len(lines),
+        "signals": len(expected),
+        "dead_letters": await count(url, "ingest.dead_letters"),
+        "ceiling_produce_per_s": round(ceil["produce_per_s"]),
+        "ceiling_consume_produce_per_s": round(ceil["consume_produce_per_s"]),
+        "ceiling_per_s": round(ceil["per_s"]),
+        "burst_produce_s": round(t_sent - t0, 2),
+        "end_to_end_events_per_s": round(e2e),
+        "share_of_ceiling": round(e2e / ceil["per_s"], 3),
+        "backlog_drain_s": round(applied_at - t_sent, 2),
+        "detection_latency_p50_s": pct(detect, 0.5),
+        "detection_latency_p99_s": pct(detect, 0.99),
+        "detections": len(detect),
+        "nested_detections_left_out": nested,
+        "restored_event_latency_p50_s": pct(restore, 0.5),
+        "restored_event_latency_p99_s": pct(restore, 0.99),
+        "restorations": len(restore),
+        "restored_message_latency_p50_s": pct(told, 0.5),
+        "restored_message_latency_p99_s": pct(told, 0.99),
+        "restored_messages": len(told),
+        "lifecycle_events": len(events),
+        "notify_jobs": await count(url, "notify.jobs"),
+        "messages_sent": len(sends),
+        "messages_distinct": len(received),
+        "notifications_per_s": round(len(sends) / max(1e-9, sends[-1] - sends[0]), 1)
+        if len(sends) > 1 else None,
+        "notifications_peak_per_s": peak_rate(sends),
+        "incidents": [list(r) for r in incidents],
+        "until_quiet_s": round(quiet_at - t0, 1),
+        "consumer_group_joins": joins,
+        "exit_status": exits,
+        "processes": usage,
+        "load_average": os.getloadavg(),
+        "work_dir": str(work),
+    }
 
 
-async def _wait_applied(url: str, n: int, stack: Stack, within_s: float) -> float:
-    deadline = time.time() + within_s
-    while await count(url, "incidents.processed_signals") < n:
-        assert time.time() < deadline, "signals not applied in time"
-        assert all(p.alive for p in stack.processes), "a service exited"
-        stack.sample()
-        await asyncio.sleep(0.2)
+async def _wait_applied(url: str, n: int, within_s: float) -> float:
+    """Until incidents stored every valid signal of the storm; the time.time() it did."""
+    async with asyncio.timeout(within_s):
+        while True:
+            if await count(url, "incidents.processed_signals") >= n:
+                break
+            await asyncio.sleep(0.2)
     return time.time()
 
 
-async def _wait_quiet(url: str, stack: Stack, base: datetime, within_s: float) -> float:
+async def _wait_quiet(url: str, base: datetime, within_s: float) -> float:
     """Until the rule windows have passed and everything is published and sent."""
     settle = base + timedelta(seconds=WINDOWS.span_s + WINDOWS.nested_check_s + 20)
-    deadline = time.time() + within_s
-    while True:
-        stack.sample()
-        rows = await fetch(url, """SELECT
-            (SELECT count(*) FROM incidents.outbox WHERE published_at IS NULL)
-          + (SELECT count(*) FROM notify.jobs WHERE status IN ('pending', 'retry', 'sending')
-               AND coalesce(next_attempt_at, due_at) <= now())
-          + (SELECT count(*) FROM incidents.outbox WHERE topic LIKE '%lifecycle%')
-          - (SELECT count(*) FROM notify.processed_events)""")
-        if rows[0][0] == 0 and datetime.now(UTC) > settle:
-            return time.time()
-        assert time.time() < deadline, "the stack did not go quiet in time"
-        await asyncio.sleep(1)
+    async with asyncio.timeout(within_s):
+        while True:
+            rows = await fetch(url, """SELECT
+                (SELECT count(*) FROM incidents.outbox WHERE published_at IS NULL)
+              + (SELECT count(*) FROM notify.jobs WHERE status IN ('pending', 'retry', 'sending')
+                   AND coalesce(next_attempt_at, due_at) <= now())
+              + (SELECT count(*) FROM incidents.outbox WHERE topic LIKE '%lifecycle%')
+              - (SELECT count(*) FROM notify.processed_events)""")
+            if rows[0][0] == 0 and datetime.now(UTC) > settle:
+                return time.time()
+            await asyncio.sleep(1)
 
 
 def print_table(result: dict[str, Any]) -> None:
-    rows = [(k, v) for k, v in result.items() if k not in ("processes", "incidents")]
+    skip = ("processes", "incidents", "consumer_group_joins", "exit_status")
+    rows = [(k, v) for k, v in result.items() if k not in skip]
     width = max(len(k) for k, _ in rows)
     for k, v in rows:
         print(f"{k:<{width}}  {v}")
-    print(f"{'process':<22} {'peak RSS MB':>12} {'CPU s':>8} {'CPU %':>7}")
+    print(f"{'process':<22} {'peak RSS MB':>12} {'CPU s':>8} {'CPU %':>7} {'joins':>6}")
     for name, u in result["processes"].items():
-        print(f"{name:<22} {u['peak_rss_mb']:>12} {u['cpu_s']:>8} {u['cpu_pct']:>7}")
+        joins = result["consumer_group_joins"][name]
+        print(f"{name:<22} {u['peak_rss_mb']:>12} {u['cpu_s']:>8} {u['cpu_pct']:>7} {joins:>6}")
     print("incidents (kind, status, count):", result["incidents"])
+    print("exit status after SIGTERM:", result["exit_status"])
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--customers", type=int, default=200_000)
     parser.add_argument("--lockout-share", type=float, default=0.6)
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--database-url", default=DEFAULT_SERVER,
                         help="any database on the PostgreSQL server to use")  # fmt: skip
-    parser.add_argument("--timeout", type=float, default=3600)
+    parser.add_argument("--timeout", type=float, default=1800,
+                        help="seconds each phase may take before the run fails")  # fmt: skip
     parser.add_argument("--out", type=Path, default=Path("storm.json"))
     parser.add_argument("--keep", action="store_true", help="leave the private broker running")
     args = parser.parse_args()
-    result = asyncio.run(run(args))
+    res = Resources(keep=args.keep)
+    signal.signal(signal.SIGTERM, _interrupt)  # same clean-up as Ctrl-C
+    try:
+        result = asyncio.run(run(args, res))
+    except KeyboardInterrupt:
+        print("interrupted: stopping the services and the private broker", file=sys.stderr)
+        sys.exit(130)
+    finally:
+        res.close()
     print_table(result)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     print(f"wrote {args.out}")
