@@ -1,0 +1,157 @@
+"""The batch stores write what one-by-one stores would (PostgreSQL ``outagedesk_w_batch_*``
+and SQLite): voltage readings and their clipped compliance minutes
+(:func:`store_readings` vs :func:`store_reading`) and first notices
+(:func:`record_first_notices` vs :func:`record_first_notice`)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from services.common.db import UnitOfWork, create_engine, session_factory
+from services.common.migrate import migrate_engine
+from services.incidents.notice_store import Notice, first_notice_ats, record_first_notices
+from services.incidents.quality_orm import first_notices, voltage_minutes, voltage_readings
+from services.incidents.report_store import first_notice_at, record_first_notice
+from services.incidents.voltage_store import ReadingRow, store_reading, store_readings
+from tests.integration.incidents.incidents_db import fresh_pg_database
+
+Sessions = async_sessionmaker[AsyncSession]
+TZ = ZoneInfo("Asia/Shanghai")
+# 15:45 UTC = 23:45 local: intervals ending after 16:00 UTC are split at local midnight
+T0 = datetime(2026, 7, 14, 15, 45, tzinfo=UTC)
+
+
+@pytest.fixture(params=["postgres", "sqlite"])
+def db_urls(request: pytest.FixtureRequest, tmp_path: Path) -> list[str]:
+    if request.param == "postgres":
+        server = request.getfixturevalue("pg_url")
+        return [
+            asyncio.run(fresh_pg_database(server, f"outagedesk_w_batch_{i}")) for i in range(2)
+        ]
+    return [f"sqlite+aiosqlite:///{tmp_path / f'batch{i}.db'}" for i in range(2)]
+
+
+@pytest.fixture
+async def two_dbs(db_urls: list[str]) -> AsyncIterator[list[Sessions]]:
+    engines: list[AsyncEngine] = []
+    try:
+        for url in db_urls:
+            engine = create_engine(url)
+            engines.append(engine)
+            await migrate_engine(engine, schemas=["topology", "incidents"])
+        yield [session_factory(e) for e in engines]
+    finally:
+        for engine in engines:
+            await engine.dispose()
+
+
+def reading(
+    eid: str, meter: str, minutes: float, v_avg: float, interval_s: int = 900
+) -> ReadingRow:
+    return ReadingRow(
+        eid, meter, "T1", "F01", T0 + timedelta(minutes=minutes), interval_s, v_avg, None, None,
+        v_avg >= 198.0,
+    )  # fmt: skip
+
+
+async def table(sessions: Sessions, t: sa.Table, *order: Any) -> list[tuple[Any, ...]]:
+    async with sessions() as session:
+        return [tuple(r) for r in await session.execute(sa.select(t).order_by(*order))]
+
+
+class TestStoreReadings:
+    async def test_batch_equals_one_by_one(self, two_dbs: list[Sessions]) -> None:
+        one, batch = two_dbs
+        earlier = [reading("r0", "M1", 0, 220.0), reading("r0b", "M2", 5, 190.0)]
+        # in batch order: back-to-back, overlapping (clipped by the one before it), a late
+        # one arriving after a later reading (not clipped by it), a duplicate of a stored
+        # reading, a repeat inside the batch, out of band, and one across local midnight
+        rows = [
+            reading("r1", "M1", 15, 190.0),
+            reading("r2", "M1", 25, 220.0),
+            reading("r3", "M1", 10, 221.0, interval_s=300),
+            reading("r0", "M1", 0, 220.0),
+            reading("r4", "M2", 20, 195.0),
+            reading("r4", "M2", 20, 195.0),
+            reading("r5", "M3", 20, 230.0, interval_s=1800),
+        ]
+        for sessions in two_dbs:
+            async with UnitOfWork(sessions) as uow:
+                await store_readings(uow.session, [(r, "urban") for r in earlier], TZ)
+                await uow.commit()
+        new_one = set()
+        async with UnitOfWork(one) as uow:
+            for r in rows:
+                if await store_reading(uow.session, r, "urban", TZ):
+                    new_one.add(r.event_id)
+            await uow.commit()
+        async with UnitOfWork(batch) as uow:
+            new_batch = await store_readings(uow.session, [(r, "urban") for r in rows], TZ)
+            await uow.commit()
+        assert new_batch == new_one == {"r1", "r2", "r3", "r4", "r5"}
+        minutes = await table(batch, voltage_minutes, voltage_minutes.c.meter_id,
+                              voltage_minutes.c.day)  # fmt: skip
+        assert minutes == await table(one, voltage_minutes, voltage_minutes.c.meter_id,
+                                      voltage_minutes.c.day)  # fmt: skip
+        by_key = {(m[0], m[1].isoformat()): (m[5], m[6]) for m in minutes}
+        # M1 (local days): r0 15 + r1 15 (out of band) + r3 5 (late, clipped at r0 only)
+        # on the 14th; r2 10 (clipped at r1) on the 15th
+        assert by_key[("M1", "2026-07-14")] == (35.0, 15.0)
+        assert by_key[("M1", "2026-07-15")] == (10.0, 0.0)
+        assert by_key[("M2", "2026-07-14")] == (25.0, 25.0)  # r4 clipped at r0b
+        assert by_key[("M3", "2026-07-14")] == (25.0, 0.0)  # split at local midnight
+        assert by_key[("M3", "2026-07-15")] == (5.0, 0.0)
+        assert await table(batch, voltage_readings, voltage_readings.c.event_id) == await table(
+            one, voltage_readings, voltage_readings.c.event_id
+        )
+
+
+class TestRecordFirstNotices:
+    async def test_batch_equals_one_by_one(self, two_dbs: list[Sessions]) -> None:
+        one, batch = two_dbs
+
+        def n(incident: str, customer: str, minutes: int, stage: str = "outage_detected",
+              channel: str = "sms") -> Notice:  # fmt: skip
+            return Notice(incident, customer, T0 + timedelta(minutes=minutes), stage, channel)
+
+        stored = [n("I1", "C1", 10), n("I2", "C1", 5)]
+        notices = [
+            n("I1", "C1", 12),  # later than stored: no change
+            n("I1", "C2", 8, channel="email"),
+            n("I1", "C2", 8, channel="sms"),  # same time: the first one stays
+            n("I1", "C2", 3, stage="etr_set"),  # earlier: replaces
+            n("I2", "C1", 4),  # earlier than stored
+            n("I3", "C9", 20),
+        ]
+        for sessions in two_dbs:
+            async with UnitOfWork(sessions) as uow:
+                await record_first_notices(uow.session, stored)
+                await uow.commit()
+        changed_one = set()
+        async with UnitOfWork(one) as uow:
+            for x in notices:
+                if await record_first_notice(
+                    uow.session, x.incident_id, x.customer_id, x.sent_at, x.stage, x.channel
+                ):
+                    changed_one.add(x.incident_id)
+            await uow.commit()
+        async with UnitOfWork(batch) as uow:
+            changed_batch = await record_first_notices(uow.session, notices)
+            await uow.commit()
+        assert changed_batch == changed_one == {"I1", "I2", "I3"}
+        order = (first_notices.c.incident_id, first_notices.c.customer_id)
+        assert await table(batch, first_notices, *order) == await table(one, first_notices, *order)
+        async with batch() as session:
+            firsts = await first_notice_ats(session, ["I1", "I2", "I3", "I4"])
+            singles = {i: await first_notice_at(session, i) for i in ("I1", "I2", "I3", "I4")}
+        assert firsts == {i: at for i, at in singles.items() if at is not None}
+        assert firsts["I1"] == T0 + timedelta(minutes=3)
