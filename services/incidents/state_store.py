@@ -96,18 +96,22 @@ async def lock_feeder(session: AsyncSession, feeder_id: str) -> FeederVersion:
     """Lock a feeder's version row for this transaction (created at version 0 if missing).
 
     ``SELECT … FOR UPDATE`` on PostgreSQL; SQLite's ``BEGIN IMMEDIATE`` already serialises
-    writers, so a plain read suffices there.
+    writers, so a plain read suffices there. One statement once the row exists (every
+    unit of work locks its feeders, so this is on the hot path).
     """
     t = orm.feeder_versions
-    await session.execute(
-        upsert(session, t)
-        .values(feeder_id=feeder_id, version=0, writer="", next_wake=None)
-        .on_conflict_do_nothing(index_elements=["feeder_id"])
-    )
     stmt = sa.select(t.c.version, t.c.writer, t.c.next_wake).where(t.c.feeder_id == feeder_id)
     if session.get_bind().dialect.name == "postgresql":
         stmt = stmt.with_for_update()
-    row = (await session.execute(stmt)).one()
+    row = (await session.execute(stmt)).first()
+    if row is None:
+        # insert-or-ignore: a concurrent first writer may have created it meanwhile
+        await session.execute(
+            upsert(session, t)
+            .values(feeder_id=feeder_id, version=0, writer="", next_wake=None)
+            .on_conflict_do_nothing(index_elements=["feeder_id"])
+        )
+        row = (await session.execute(stmt)).one()
     return FeederVersion(row.version, row.writer, utc(row.next_wake))
 
 
