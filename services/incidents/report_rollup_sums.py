@@ -9,9 +9,10 @@ Every interruption that overlaps the period falls in exactly one class:
 - open, or starting before the period and still running at its start: raw rows measured
   exactly as ``report_reliability._per_customer`` measures them.
 Per customer (customers interrupted, CEMI_n) the same split runs on
-``report_customer_months``. The result equals ``report_reliability._group_sums``. MAIFIe
-events are the momentary rows less those chained to an earlier one
-(``report_momentary_chained``), which equals ``report_interruptions.momentary_event_rows``.
+``report_customer_quarters`` (whole quarters) and ``report_customer_months`` (the rest).
+The result equals ``report_reliability._group_sums``. MAIFIe events are the momentary rows
+less those chained to an earlier one (``report_momentary_chained``), which equals
+``report_interruptions.momentary_event_rows``.
 """
 
 from __future__ import annotations
@@ -30,10 +31,12 @@ from services.incidents.report_rollups import (
     floor_hour,
     in_ranges,
     report_customer_months,
+    report_customer_quarters,
     report_momentary_chained,
     report_months,
     rollup_key,
     split_months,
+    split_quarters,
 )
 from services.incidents.report_sql import (
     Dialect,
@@ -185,12 +188,17 @@ def _customer_counts(
     on_med = in_ranges(I.c.start, med)
     parts: list[sa.Select[Any]] = []
     if split.months is not None:
-        t = report_customer_months
-        parts.append(
-            sa.select(rollup_key(group_by, t).label("key"), t.c.customer_id,
-                      t.c.sustained_n.label("n"), t.c.sustained_n.label("nx"))
-            .where(t.c.month >= ts(split.months[0]), t.c.month < ts(split.months[1]))
-        )  # fmt: skip
+        quarters, months = split_quarters(*split.months)
+        for t, column, ranges in (
+            (report_customer_quarters, "quarter", [quarters] if quarters else []),
+            (report_customer_months, "month", months),
+        ):
+            if ranges:
+                parts.append(
+                    sa.select(rollup_key(group_by, t).label("key"), t.c.customer_id,
+                              t.c.sustained_n.label("n"), t.c.sustained_n.label("nx"))
+                    .where(in_ranges(t.c[column], ranges))
+                )  # fmt: skip
     closed = I.c.end.is_not(None)
     if split.plus or split.minus:
         sign = sa.case((in_ranges(I.c.start, split.plus), 1), else_=-1)

@@ -49,6 +49,11 @@ report_hours = sa.Table(
 report_months = sa.Table(
     "report_months", _metadata, sa.Column("month", TS, nullable=False), *_keys(), *_sums()
 )
+report_customer_quarters = sa.Table(
+    "report_customer_quarters", _metadata, sa.Column("quarter", TS, nullable=False), *_keys(),
+    sa.Column("customer_id", sa.Text(), nullable=False),
+    sa.Column("sustained_n", sa.BigInteger(), nullable=False),
+)  # fmt: skip
 report_momentary_chained = sa.Table(
     "report_momentary_chained", _metadata,
     sa.Column("incident_id", sa.Text(), nullable=False),
@@ -121,6 +126,17 @@ def split_months(start: datetime, end: datetime) -> MonthSplit:
     elif m1 < e:
         split.plus.append((m1, e))
     return split
+
+
+def split_quarters(
+    m0: datetime, m1: datetime
+) -> tuple[tuple[datetime, datetime] | None, list[tuple[datetime, datetime]]]:
+    """Months [m0, m1) as whole UTC quarters and the month ranges left at either side."""
+    q0 = _month_start(m0, (3 - (m0.month - 1) % 3) % 3)
+    q1 = _month_start(m1, -((m1.month - 1) % 3))
+    if q0 >= q1:
+        return None, [(m0, m1)] if m0 < m1 else []
+    return (q0, q1), [(a, b) for a, b in ((m0, q0), (q1, m1)) if a < b]
 
 
 def whole_hour_zone(tz: tzinfo, start: datetime, end: datetime) -> bool:

@@ -15,6 +15,7 @@ from services.incidents.report_rollups import (
     floor_hour,
     nearest_month,
     split_months,
+    split_quarters,
     whole_hour_zone,
 )
 
@@ -63,6 +64,24 @@ class TestSplitMonths:
         assert abs(m - t) <= timedelta(days=16)
         assert floor_hour(t) <= t <= ceil_hour(t)
         assert ceil_hour(t) - floor_hour(t) in (timedelta(0), timedelta(hours=1))
+
+
+class TestSplitQuarters:
+    def test_a_july_to_june_year_is_four_quarters(self) -> None:
+        jul25, jul26 = datetime(2025, 7, 1, tzinfo=UTC), datetime(2026, 7, 1, tzinfo=UTC)
+        assert split_quarters(jul25, jul26) == ((jul25, jul26), [])
+
+    @given(moments, moments)
+    def test_quarters_and_months_cover_the_months_once(self, a: datetime, b: datetime) -> None:
+        m0, m1 = sorted((nearest_month(a), nearest_month(b)))
+        quarters, months = split_quarters(m0, m1)
+        ranges = ([quarters] if quarters else []) + months
+        assert sum((hi - lo for lo, hi in ranges), timedelta(0)) == m1 - m0
+        for lo, hi in months:
+            assert m0 <= lo < hi <= m1
+        if quarters is not None:
+            assert quarters[0].month in (1, 4, 7, 10)
+            assert quarters[1].month in (1, 4, 7, 10)
 
 
 class TestWholeHourZone:

@@ -12,7 +12,8 @@ month the interruption starts in and by the feeder, substation and area stamped 
   a period end without scanning the end index;
   and the number of closed rows (a group with any row is listed, as the row-wise report
   lists it);
-- ``report_customer_months``: unplanned sustained count per customer (CEMI_n, CAIFI).
+- ``report_customer_months`` / ``report_customer_quarters``: unplanned sustained count per
+  customer (CEMI_n, CAIFI); a year is four quarters instead of twelve months per customer.
 
 Sustained/momentary are decided exactly as ``report_interruptions.measures`` decides them
 (the same float minutes), lengths in integer microseconds so adding and removing rows
@@ -60,12 +61,17 @@ def _sum_columns() -> list[sa.Column[Any]]:
 
 PG_ROW = """
   date_trunc('hour', r.start, 'UTC') AS hour, date_trunc('month', r.start, 'UTC') AS month,
+  date_trunc('quarter', r.start, 'UTC') AS quarter,
   coalesce(r.feeder_id, '') AS feeder_id, coalesce(r.substation, '') AS substation,
   coalesce(r.area, '') AS area, r.customer_id, r."end",
   (extract(epoch FROM r."end" - r.start) * 1000000)::bigint AS us,
   (NOT r.momentary AND CAST(extract(epoch FROM r."end" - r.start) AS float8) / 60.0 > 5.0)
       AS sus,
   r.planned"""
+SQLITE_QUARTER = (
+    "strftime('%Y-', {r}.start) || printf('%02d', "
+    "(CAST(strftime('%m', {r}.start) AS INTEGER) - 1) / 3 * 3 + 1) || '-01 00:00:00.000000'"
+)
 SQLITE_SECONDS = "round((julianday({r}.\"end\") - julianday({r}.start)) * 86400.0, 3)"
 
 
@@ -107,14 +113,16 @@ def _pg_statements(source: str) -> list[str]:
     FROM d GROUP BY {bucket}, feeder_id, substation, area HAVING {having}
     ORDER BY {bucket}, feeder_id, substation, area
     ON CONFLICT ({bucket}, feeder_id, substation, area) DO UPDATE SET {add}{extra_set}""")
-    out.append(f"""
+    for table, bucket in (("report_customer_months", "month"),
+                          ("report_customer_quarters", "quarter")):  # fmt: skip
+        out.append(f"""
     WITH d AS ({delta})
-    INSERT INTO incidents.report_customer_months AS t
-        (month, feeder_id, substation, area, customer_id, sustained_n)
-    SELECT month, feeder_id, substation, area, customer_id, sum(sn)
-    FROM d WHERE sn <> 0 GROUP BY month, feeder_id, substation, area, customer_id
+    INSERT INTO incidents.{table} AS t
+        ({bucket}, feeder_id, substation, area, customer_id, sustained_n)
+    SELECT {bucket}, feeder_id, substation, area, customer_id, sum(sn)
+    FROM d WHERE sn <> 0 GROUP BY {bucket}, feeder_id, substation, area, customer_id
     HAVING sum(sn) <> 0 ORDER BY 1, 2, 3, 4, 5
-    ON CONFLICT (month, feeder_id, substation, area, customer_id)
+    ON CONFLICT ({bucket}, feeder_id, substation, area, customer_id)
     DO UPDATE SET sustained_n = t.sustained_n + excluded.sustained_n""")
     return out
 
@@ -149,6 +157,7 @@ def _sqlite_apply(r: str, sign: int) -> str:
     us = f"CAST(round({secs} * 1000000.0) AS INTEGER)"
     hour = f"strftime('%Y-%m-%d %H:00:00.000000', {r}.start)"
     month = f"strftime('%Y-%m-01 00:00:00.000000', {r}.start)"
+    quarter = SQLITE_QUARTER.format(r=r)
     keys = f"coalesce({r}.feeder_id, ''), coalesce({r}.substation, ''), coalesce({r}.area, '')"
     sums = (
         f"CASE WHEN {sus} AND NOT {r}.planned THEN {sign} ELSE 0 END, "
@@ -174,6 +183,12 @@ def _sqlite_apply(r: str, sign: int) -> str:
   SELECT {month}, {keys}, {r}.customer_id, {sign}
   WHERE {closed} AND {sus} AND NOT {r}.planned
   ON CONFLICT (month, feeder_id, substation, area, customer_id)
+  DO UPDATE SET sustained_n = sustained_n + excluded.sustained_n;
+  INSERT INTO report_customer_quarters
+      (quarter, feeder_id, substation, area, customer_id, sustained_n)
+  SELECT {quarter}, {keys}, {r}.customer_id, {sign}
+  WHERE {closed} AND {sus} AND NOT {r}.planned
+  ON CONFLICT (quarter, feeder_id, substation, area, customer_id)
   DO UPDATE SET sustained_n = sustained_n + excluded.sustained_n;"""
 
 
@@ -311,6 +326,9 @@ def _backfill_sqlite() -> list[str]:
         "INSERT INTO incidents.report_customer_months (month, feeder_id, substation, area, "
         f"customer_id, sustained_n) SELECT {month}, {keys}, r.customer_id, count(*) {src} "
         f"AND {sus} AND NOT r.planned GROUP BY 1, 2, 3, 4, 5",
+        "INSERT INTO incidents.report_customer_quarters (quarter, feeder_id, substation, "
+        f"area, customer_id, sustained_n) SELECT {SQLITE_QUARTER.format(r='r')}, {keys}, "
+        f"r.customer_id, count(*) {src} AND {sus} AND NOT r.planned GROUP BY 1, 2, 3, 4, 5",
     ]
 
 
@@ -355,6 +373,16 @@ def upgrade() -> None:
         ),
         schema=SCHEMA,
     )
+    op.create_table(
+        "report_customer_quarters",
+        *_key_columns("quarter"),
+        sa.Column("customer_id", sa.Text(), nullable=False),
+        sa.Column("sustained_n", sa.BigInteger(), nullable=False, server_default="0"),
+        sa.PrimaryKeyConstraint(
+            "quarter", *KEYS, "customer_id", name="pk_report_customer_quarters"
+        ),
+        schema=SCHEMA,
+    )
     bind = op.get_bind()
     if bind.dialect.name == "postgresql":
         _backfill_pg(bind)
@@ -379,6 +407,7 @@ def upgrade() -> None:
         op.execute("ANALYZE incidents.report_hours")
         op.execute("ANALYZE incidents.report_months")
         op.execute("ANALYZE incidents.report_customer_months")
+        op.execute("ANALYZE incidents.report_customer_quarters")
     else:
         for statement in _backfill_sqlite():
             op.execute(statement)
@@ -403,6 +432,6 @@ def downgrade() -> None:
     if postgres:
         op.execute("DROP FUNCTION incidents.report_rollup_apply()")
         op.execute("DROP FUNCTION incidents.report_chain_apply()")
-    for table in ("report_momentary_chained", "report_customer_months", "report_months",
-                  "report_hours"):  # fmt: skip
+    for table in ("report_momentary_chained", "report_customer_quarters",
+                  "report_customer_months", "report_months", "report_hours"):  # fmt: skip
         op.drop_table(table, schema=SCHEMA)
