@@ -4,21 +4,22 @@ inbound SMS replies) on ``OUTAGEDESK_NOTIFY_PORT`` (default 8001)."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import signal
-
 import structlog
-import uvicorn
 from fastapi import FastAPI
 from prometheus_client import REGISTRY
 
-from services.common.backoff import RETRYABLE_ERRORS, Backoff
 from services.common.bus.kafka import KafkaBus
 from services.common.clock import WallClock
 from services.common.db import create_engine, session_factory
 from services.common.health import database_check, health_router
 from services.common.logging import configure_logging
+from services.common.serving import (
+    HttpServer,
+    health_app,
+    not_started,
+    retry_until_stopped,
+    stop_on_signals,
+)
 from services.notify.channels.base import Channel
 from services.notify.channels.registry import build_channels
 from services.notify.channels.webhook import WebhookChannel
@@ -30,7 +31,7 @@ log = structlog.get_logger(__name__)
 
 def http_app(service: NotifyService) -> FastAPI:
     """Health, readiness, metrics and ``POST /inbound/sms``."""
-    app = FastAPI(title="outagedesk notify", docs_url=None, redoc_url=None, openapi_url=None)
+    app = health_app("outagedesk notify")
     app.include_router(health_router(service.readiness, service.registry))
     app.include_router(service.inbound_router())
     return app
@@ -40,10 +41,7 @@ async def serve_notify(settings: NotifyServiceSettings) -> None:
     """Run the notify service until SIGINT/SIGTERM."""
     configure_logging(settings.log_level, settings.log_format)
     log.info("notify settings", **settings.masked())
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+    stop = stop_on_signals()
     clock = WallClock()
     engine = create_engine(settings.database_url)
     bus = KafkaBus(settings.kafka_bootstrap_servers, settings.kafka_timeout_s)
@@ -56,14 +54,12 @@ async def serve_notify(settings: NotifyServiceSettings) -> None:
         registry=REGISTRY,
     )  # fmt: skip
     service.readiness.add("database", database_check(engine))
-    server = None
+    http = None
     if settings.notify_port:
-        config = uvicorn.Config(http_app(service), host=settings.notify_host,
-                                port=settings.notify_port, log_config=None, lifespan="off")
-        server = uvicorn.Server(config)  # fmt: skip
-    http_task = asyncio.create_task(server.serve()) if server is not None else None
+        http = HttpServer(http_app(service), settings.notify_host, settings.notify_port)
+    service.readiness.add("consumer", not_started)  # until start() adds its own
     try:
-        await _start_with_retry(service, stop)
+        await retry_until_stopped(service.start, stop, "notify start", undo=service.stop)
         if not stop.is_set():
             await service.run_forever(stop)
     finally:
@@ -71,24 +67,7 @@ async def serve_notify(settings: NotifyServiceSettings) -> None:
         for channel in {id(c): c for c in [*channels.values(), operators] if c}.values():
             await channel.aclose()
         await bus.close()
-        if server is not None and http_task is not None:
-            server.should_exit = True
-            with contextlib.suppress(asyncio.CancelledError):
-                await http_task
+        if http is not None:
+            await http.close()
         await engine.dispose()
         log.info("notify stopped")
-
-
-async def _start_with_retry(service: NotifyService, stop: asyncio.Event) -> None:
-    # Start-up waits out a broker or database that is not there yet, reporting not ready.
-    backoff = Backoff(max_s=10.0)
-    while not stop.is_set():
-        try:
-            await service.start()
-            return
-        except RETRYABLE_ERRORS as exc:
-            delay = backoff.next_delay()
-            log.warning("notify start failed; retrying", error=repr(exc), retry_in_s=delay)
-            await service.stop()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=delay)
