@@ -6,37 +6,46 @@ durable (committed with the consumer offsets), and (2) sending paced at a config
 counts every message it receives by idempotency reference (duplicates). Also reports the
 gateway-answer → commit window of the sender (the only admitted duplicate window).
 
-Run: python bench/notify_bench.py [--customers 100000] [--rate 1000]
-Needs the local PostgreSQL (OUTAGEDESK_TEST_DATABASE_URL or the default). Not collected by
-pytest.
+Run: python bench/notify_bench.py [--customers 100000] [--rate 1000] [--send N]
+[--profile FILE]. ``--send N`` sends only the first N jobs (the rest are cancelled before
+the sending phase; default all), ``--send 0`` measures durability only; ``--profile``
+writes cProfile stats of both phases (``FILE.durable``, ``FILE.send``); CPU seconds of
+each phase are printed. Needs the local PostgreSQL (OUTAGEDESK_TEST_DATABASE_URL or the
+default). Not collected by pytest.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import cProfile
 import json
 import os
 import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
-import asyncpg
-import httpx
-import orjson
-from sqlalchemy import text
-from sqlalchemy.engine import make_url
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
 
-from schemas.topics import LIFECYCLE
-from services.common.bus.base import OutMessage
-from services.common.bus.memory import MemoryBus
-from services.common.clock import WallClock
-from services.common.db import create_engine, session_factory
-from services.common.migrate import migrate_engine
-from services.common.topology.model import (
+import asyncpg  # noqa: E402
+import httpx  # noqa: E402
+import orjson  # noqa: E402
+from sqlalchemy import text  # noqa: E402
+from sqlalchemy.engine import make_url  # noqa: E402
+
+from schemas.topics import LIFECYCLE  # noqa: E402
+from services.common.bus.base import OutMessage  # noqa: E402
+from services.common.bus.memory import MemoryBus  # noqa: E402
+from services.common.clock import WallClock  # noqa: E402
+from services.common.db import create_engine, session_factory  # noqa: E402
+from services.common.migrate import migrate_engine  # noqa: E402
+from services.common.topology.model import (  # noqa: E402
     Contacts,
     Customer,
     Device,
@@ -44,9 +53,10 @@ from services.common.topology.model import (
     Topology,
     Transformer,
 )
-from services.notify.channels.sms_http import SmsHttpChannel
-from services.notify.entrypoints.service import NotifyService
-from services.notify.service_settings import NotifyServiceSettings
+from services.notify.channels.base import http_client  # noqa: E402
+from services.notify.channels.sms_http import SmsHttpChannel  # noqa: E402
+from services.notify.entrypoints.service import NotifyService  # noqa: E402
+from services.notify.service_settings import NotifyServiceSettings  # noqa: E402
 
 DEFAULT_URL = "postgresql+asyncpg://outagedesk:outagedesk@127.0.0.1:55432/outagedesk"
 DATABASE = "outagedesk_n_bench"
@@ -68,8 +78,10 @@ def gateway_app() -> Any:
                 break
         if scope["method"] == "GET":
             dups = sum(1 for n in counts.values() if n > 1)
-            payload = {"received": len(times), "distinct": len(counts), "duplicated": dups,
-                       "first": times[0] if times else None, "last": times[-1] if times else None}
+            payload: dict[str, Any] = {
+                "received": len(times), "distinct": len(counts), "duplicated": dups,
+                "first": times[0] if times else None, "last": times[-1] if times else None,
+            }  # fmt: skip
         else:
             ref = json.loads(body)["reference"]
             counts[ref] = counts.get(ref, 0) + 1
@@ -116,7 +128,25 @@ async def database(url: str) -> str:
     return server.set(database=DATABASE).render_as_string(hide_password=False)
 
 
-async def bench(customers: int, rate: float, port: int) -> dict[str, Any]:
+@contextlib.contextmanager
+def phase(profile: str | None, name: str, cpu: dict[str, float]) -> Iterator[None]:
+    """CPU seconds of this process during the phase (and a cProfile dump if asked)."""
+    prof = cProfile.Profile() if profile else None
+    started = time.process_time()
+    if prof is not None:
+        prof.enable()
+    try:
+        yield
+    finally:
+        if prof is not None:
+            prof.disable()
+            prof.dump_stats(f"{profile}.{name}")
+        cpu[name] = round(time.process_time() - started, 2)
+
+
+async def bench(
+    customers: int, rate: float, port: int, send: int | None = None, profile: str | None = None
+) -> dict[str, Any]:
     url = await database(os.environ.get("OUTAGEDESK_TEST_DATABASE_URL", DEFAULT_URL))
     engine = create_engine(url)
     async with engine.begin() as conn:
@@ -130,8 +160,7 @@ async def bench(customers: int, rate: float, port: int) -> dict[str, Any]:
         channel_rates={"sms": (rate, burst)}, survey_rate=0.0,
         notify_sender_batch=int(burst), notify_sender_concurrency=16,
     )  # fmt: skip
-    sms = SmsHttpChannel(gateway, client=httpx.AsyncClient(
-        timeout=10, limits=httpx.Limits(max_connections=16, max_keepalive_connections=16)))
+    sms = SmsHttpChannel(gateway, client=http_client(10, max_connections=16))
     service = NotifyService(settings, bus, session_factory(engine), clock,
                             topology(customers), {"sms": sms})  # fmt: skip
     await service.start()
@@ -148,21 +177,36 @@ async def bench(customers: int, rate: float, port: int) -> dict[str, Any]:
     }  # fmt: skip
     producer = await bus.producer()
     await producer.send([OutMessage(LIFECYCLE, orjson.dumps(event), b"BENCH")])
+    cpu: dict[str, float] = {}
     started = time.perf_counter()
-    applied = await service.run_once()
+    with phase(profile, "durable", cpu):
+        applied = await service.run_once()
     durable_s = time.perf_counter() - started
-    print(f"durable: {durable_s:.2f} s", flush=True)  # noqa: T201
-    async with engine.connect() as conn:
+    print(f"durable: {durable_s:.2f} s wall, {cpu['durable']} s CPU", flush=True)  # noqa: T201
+    async with engine.begin() as conn:
         jobs = (await conn.execute(text("SELECT count(*) FROM notify.jobs"))).scalar()
+        if send is not None and send < customers:
+            # keep the first ``send`` jobs: a shorter sending phase at the same rate
+            await conn.execute(text(
+                "UPDATE notify.jobs SET status = 'cancelled', next_attempt_at = NULL "
+                "WHERE id NOT IN (SELECT id FROM notify.jobs ORDER BY id LIMIT :n)"),
+                {"n": send})  # fmt: skip
     assert applied == 1, applied
     assert jobs == customers, jobs
+    if send == 0:
+        await service.stop()
+        await sms.aclose()
+        await engine.dispose()
+        return {"customers": customers, "jobs_durable_s": round(durable_s, 2),
+                "jobs_durable_cpu_s": cpu["durable"]}  # fmt: skip
 
     send_started = time.perf_counter()
-    while True:
-        nxt = await service.run_due()
-        if nxt is None:
-            break
-        await clock.sleep_until(nxt)
+    with phase(profile, "send", cpu):
+        while True:
+            nxt = await service.run_due()
+            if nxt is None:
+                break
+            await clock.sleep_until(nxt)
     send_s = time.perf_counter() - send_started
     while await service.relay_once():
         pass
@@ -179,8 +223,10 @@ async def bench(customers: int, rate: float, port: int) -> dict[str, Any]:
     return {
         "customers": customers,
         "jobs_durable_s": round(durable_s, 2),
+        "jobs_durable_cpu_s": cpu["durable"],
         "jobs_per_s": round(customers / durable_s),
         "send_wall_s": round(send_s, 2),
+        "send_cpu_s": cpu["send"],
         "configured_rate": rate,
         "gateway_rate_after_burst": round(paced, 1),
         "rate_error_pct": round(100 * (paced - rate) / rate, 2),
@@ -200,6 +246,8 @@ def main() -> None:
     parser.add_argument("--customers", type=int, default=100_000)
     parser.add_argument("--rate", type=float, default=1000.0)
     parser.add_argument("--port", type=int, default=18931)
+    parser.add_argument("--send", type=int, default=None, help="send only the first N jobs")
+    parser.add_argument("--profile", default=None, help="cProfile dump prefix")
     parser.add_argument("--gateway", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.gateway:
@@ -213,7 +261,8 @@ def main() -> None:
                 break
             except httpx.HTTPError:
                 time.sleep(0.1)
-        result = asyncio.run(bench(args.customers, args.rate, args.port))
+        result = asyncio.run(bench(args.customers, args.rate, args.port, args.send,
+                                   args.profile))
     finally:
         proc.terminate()
         proc.wait(10)
