@@ -132,10 +132,14 @@ def features(inp: CustomerImpactInput) -> tuple[float, ...]:
     )
 
 
-def customer_impact(inp: CustomerImpactInput, weights: ImpactWeights) -> CustomerImpact:
-    """impact_c of one customer with its components."""
+def customer_impact(
+    inp: CustomerImpactInput, weights: ImpactWeights, vector: tuple[float, ...] | None = None
+) -> CustomerImpact:
+    """impact_c of one customer with its components (``vector``: ``weights.vector()``,
+    passed by callers that score many customers)."""
     w_c = weights.customer_weight(inp.customer_class, inp.critical)
-    raw = [w_c * w * x for w, x in zip(weights.vector(), features(inp), strict=True)]
+    vec = weights.vector() if vector is None else vector
+    raw = [w_c * w * x for w, x in zip(vec, features(inp), strict=True)]
     uncapped = sum(raw)
     impact = min(uncapped, weights.cap)
     scale = impact / uncapped if uncapped > 0 else 0.0
