@@ -28,9 +28,9 @@ from services.incidents.report_store import (
     CustomerReportRow,
     outage_incident_at,
     store_customer_report,
-    store_survey,
 )
 from services.incidents.state_store import IncidentMeta, load_incidents
+from services.incidents.survey_store import SurveyRow, store_surveys
 from services.incidents.voltage_store import (
     DisturbanceRow,
     ReadingRow,
@@ -71,6 +71,7 @@ class QualitySignals:
             readings.setdefault(row.event_id, row)
         # Stored in one go; the monitors below still see them one by one in batch order.
         new_readings = await store_readings(session, batch_readings, self.tz)
+        answers: list[SurveyRow] = []
         for s in signals:
             tx = s.transformer_id
             if tx is not None and tx not in topo.transformers:
@@ -106,10 +107,10 @@ class QualitySignals:
                     self.tz,
                 )
             elif s.kind == "survey" and s.customer_id is not None and "score" in s.data:
-                await store_survey(
-                    session, s.signal_id, s.customer_id, _str(s.data.get("incident_id")),
+                answers.append(SurveyRow(
+                    s.signal_id, s.customer_id, _str(s.data.get("incident_id")),
                     int(s.data["score"]), s.occurred_at,
-                )  # fmt: skip
+                ))  # fmt: skip
             elif s.kind.startswith("call_") and s.customer_id is not None:
                 incident_id = _str(s.data.get("incident_id"))
                 if incident_id is None and s.kind == "call_low_voltage" and tx is not None:
@@ -138,6 +139,8 @@ class QualitySignals:
                         confirm_for.setdefault(tx, s.occurred_at)
                         if not known:  # acknowledged once per incident, not per call
                             reporters.setdefault(tx, set()).add(s.customer_id)
+        # read no incident this batch changed (those are saved after this hook): as inline
+        await store_surveys(session, answers)
         incidents, metas = await apply_transitions(session, self.watch, transitions)
         incidents += await _confirm_open(session, confirm_for, reporters, incidents, metas)
         if not incidents:

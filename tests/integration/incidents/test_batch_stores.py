@@ -1,7 +1,8 @@
 """The batch stores write what one-by-one stores would (PostgreSQL ``outagedesk_w_batch_*``
 and SQLite): voltage readings and their clipped compliance minutes
 (:func:`store_readings` vs :func:`store_reading`) and first notices
-(:func:`record_first_notices` vs :func:`record_first_notice`)."""
+(:func:`record_first_notices` vs :func:`record_first_notice`) and survey answers
+(:func:`store_surveys` vs :func:`store_survey`)."""
 
 from __future__ import annotations
 
@@ -18,9 +19,16 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from services.common.db import UnitOfWork, create_engine, session_factory
 from services.common.migrate import migrate_engine
+from services.incidents import orm
 from services.incidents.notice_store import Notice, first_notice_ats, record_first_notices
-from services.incidents.quality_orm import first_notices, voltage_minutes, voltage_readings
-from services.incidents.report_store import first_notice_at, record_first_notice
+from services.incidents.quality_orm import (
+    first_notices,
+    surveys,
+    voltage_minutes,
+    voltage_readings,
+)
+from services.incidents.report_store import first_notice_at, record_first_notice, store_survey
+from services.incidents.survey_store import SurveyRow, store_surveys
 from services.incidents.voltage_store import ReadingRow, store_reading, store_readings
 from tests.integration.incidents.incidents_db import fresh_pg_database
 
@@ -155,3 +163,59 @@ class TestRecordFirstNotices:
             singles = {i: await first_notice_at(session, i) for i in ("I1", "I2", "I3", "I4")}
         assert firsts == {i: at for i, at in singles.items() if at is not None}
         assert firsts["I1"] == T0 + timedelta(minutes=3)
+
+
+class TestStoreSurveys:
+    async def test_batch_equals_one_by_one(self, two_dbs: list[Sessions]) -> None:
+        one, batch = two_dbs
+
+        def incident(iid: str, restored_min: int | None) -> dict[str, Any]:
+            restored = None if restored_min is None else T0 + timedelta(minutes=restored_min)
+            return {
+                "id": iid, "kind": "outage", "status": "restored", "feeder_id": "F01",
+                "area": "urban", "detected_at": T0, "restored_at": restored,
+                "customers_affected": 1, "customers_out": 0, "customer_minutes": 0.0,
+                "etr_slips": 0, "seq": 1, "version": 1, "sla": {}, "snapshot": {},
+                "updated_at": T0,
+            }  # fmt: skip
+
+        members = [("I1", "C1"), ("I2", "C1"), ("I3", "C1"), ("I1", "C2")]
+        for sessions in two_dbs:
+            async with UnitOfWork(sessions) as uow:
+                await uow.session.execute(
+                    sa.insert(orm.incidents),
+                    [incident("I1", 10), incident("I2", 30), incident("I3", None)],
+                )
+                await uow.session.execute(
+                    sa.insert(orm.incident_customers),
+                    [{"incident_id": i, "customer_id": c} for i, c in members],
+                )
+                await uow.commit()
+
+        def s(eid: str, customer: str, minutes: int, incident: str | None = None) -> SurveyRow:
+            return SurveyRow(eid, customer, incident, 2, T0 + timedelta(minutes=minutes))
+
+        answers = [
+            s("s1", "C1", 20),  # I1 (I2 not yet restored)
+            s("s2", "C1", 40),  # I2, the latest restored
+            s("s3", "C2", 5),  # none restored yet
+            s("s4", "C2", 50, incident="IX"),  # given
+            s("s1", "C1", 20),  # a repeat: stored once
+        ]
+        async with UnitOfWork(one) as uow:
+            stored_one = {
+                a.event_id
+                for a in answers
+                if await store_survey(
+                    uow.session, a.event_id, a.customer_id, a.incident_id, a.score,
+                    a.occurred_at,
+                )  # fmt: skip
+            }
+            await uow.commit()
+        async with UnitOfWork(batch) as uow:
+            stored_batch = await store_surveys(uow.session, answers)
+            await uow.commit()
+        assert stored_batch == stored_one == {"s1", "s2", "s3", "s4"}
+        got = await table(batch, surveys, surveys.c.event_id)
+        assert got == await table(one, surveys, surveys.c.event_id)
+        assert [r[2] for r in got] == ["I1", "I2", None, "IX"]
