@@ -1,7 +1,7 @@
 """Storm benchmark of the whole stack (run on demand; not collected by pytest).
 
     python bench/storm.py [--customers 200000] [--lockout-share 0.6] [--seed 11]
-        [--database-url URL] [--out storm.json] [--keep]
+        [--database-url URL] [--timeout S] [--out storm.json] [--keep]
 
 1. Generates a county of N customers (about one feeder per 2,500) and the compressed storm
    of tests/chaos/storm_scenario.py: breaker lockouts on ``--lockout-share`` of the feeders
@@ -10,19 +10,37 @@
    about 95 s later, bad messages. Rule windows: 60 s (dwell/confirmation/momentary), 40 s
    nested check (the compressed policy file).
 2. Starts a private Kafka broker (deploy/local/kafka.sh on free ports, fresh storage), a
-   fresh database on the given PostgreSQL server, a local HTTP SMS gateway, and as separate
-   processes ``serve ingest``, two ``serve incidents --no-api`` (one group, 6 partitions)
-   and ``serve notify``.
-3. Ceiling: plain aiokafka produces the same messages to a 6-partition topic, then consumes
-   them and produces each one to a second topic (acks=all, idempotent), as ingest would.
-4. Storm: produces every line at once (the burst), then measures until the stack is quiet:
-   sustained end-to-end events/s (raw messages / time until incidents applied every
-   signal), backlog drain time after the last line was acknowledged, detection latency
-   (delivery of the last evidence at or before ``detected_at`` → ``opened`` published;
-   single-customer outages excluded, their dwell is a rule), restoration latency (delivery
-   of the last restore evidence at or before ``restored_at`` → ``restored`` published),
-   messages/s at the gateway, and each process's peak RSS and CPU.
-Prints a table and writes JSON (``--out``).
+   fresh database ``outagedesk_<--name>`` on the given PostgreSQL server (left for
+   inspection; dropped by the next run of that name), a local HTTP SMS gateway, and as
+   separate processes ``serve ingest``, two ``serve incidents --no-api`` (one group, 6
+   partitions) and ``serve notify``; waits until every consumer holds its partitions.
+3. Ceiling, on the same broker before the stack starts: plain aiokafka produces the same
+   messages (same keys and sizes, 6 partitions, acks=all, idempotent), then consumes them
+   and produces each one to a second topic, committing per batch, as ingest would.
+   ``ceiling_per_s`` = messages / (produce + consume-and-produce time).
+4. Storm: the storm's event times start at the burst, which produces every line at once
+   (restore waves arrive ahead of their event time; timers fall due on the wall clock),
+   then measures until the stack is quiet:
+   - ``end_to_end_events_per_s``: messages / (first send → incidents stored every valid
+     signal); ``share_of_ceiling`` = that / ``ceiling_per_s``;
+   - ``backlog_drain_s``: last message acknowledged → every signal stored;
+   - detection latency: ``opened`` published (its record timestamp) minus the earliest
+     moment the evidence allowed it: the SCADA open of its device or the second OFF
+     evidence in its scope, whichever was acknowledged first (an upper bound); for a
+     single-customer outage the later of its evidence and ``detected_at`` + dwell, so the
+     figure is beyond the dwell; nested outages (a timer rule) are left out;
+   - restored event latency: ``restored`` published minus the acknowledgement of the
+     evidence whose time is ``restored_at`` (device close or power_restore);
+   - restored message latency: first arrival of a customer's ``restored`` SMS at the
+     gateway minus the later of its job's ``due_at`` (the restoration, or the nested check
+     for a restoration only inferred) and the acknowledgement of its restore evidence;
+   - notifications/s over first → last message and the best 5-s window; each process's
+     peak RSS (VmHWM) and CPU; how often each consumer joined its group (1 = no rebalance).
+   Latencies under an all-at-once burst include the time the evidence waited in the
+   backlog. Prints a table and writes JSON (``--out``).
+A service that exits fails the run at once (with its log tail); Ctrl-C, SIGTERM or any
+failure stops the services, the gateway and the private broker (``--keep``: not the broker).
+Logs of every process stay in the printed work directory.
 """
 
 from __future__ import annotations
@@ -262,7 +280,9 @@ class Resources:
 
     def close(self) -> None:
         if self.stack is not None:
-            self.stack.close()  # SIGKILL whatever still runs
+            for p in self.stack.processes:
+                p.terminate(timeout=5)  # SIGTERM, SIGKILL if it does not exit in time
+            self.stack.close()
             self.stack = None
         if self.gateway is not None:
             self.gateway.close()
@@ -353,9 +373,9 @@ async def run(args: argparse.Namespace, res: Resources) -> dict[str, Any]:
     topology = county(args.customers, args.seed)
     (work / "topology.json").write_bytes(orjson.dumps(topology))
     (work / "policy.yaml").write_text(compressed_policy(WINDOWS))
-    res.kafka = kafka = PrivateKafka("storm-kafka")
+    res.kafka = kafka = PrivateKafka(f"{args.name}-kafka")
     await asyncio.to_thread(kafka.start, fresh=True)
-    url = await fresh_database(args.database_url, "outagedesk_storm", work / "topology.json")
+    url = await fresh_database(args.database_url, f"outagedesk_{args.name}", work / "topology.json")
     await create_topics(kafka.bootstrap, all_topics(), TOPIC_PARTITIONS)
     probe = storm_lines(topology, datetime.now(UTC), WINDOWS, lockout_share=args.lockout_share)
     print(f"{len(topology['customers'])} customers, {len(probe)} messages", flush=True)
@@ -363,7 +383,7 @@ async def run(args: argparse.Namespace, res: Resources) -> dict[str, Any]:
     print(f"ceiling: {ceil['per_s']:.0f} messages/s produced+consumed", flush=True)
     res.gateway = gateway = Gateway(work / "gateway.log")
     await gateway.wait_ready()
-    res.stack = stack = Stack(StackConfig("storm", url, kafka.bootstrap, work / "policy.yaml",
+    res.stack = stack = Stack(StackConfig(args.name, url, kafka.bootstrap, work / "policy.yaml",
                                           gateway.url, work, incidents_consumers=2))  # fmt: skip
     stack.start()
     await guarded(stack, wait_groups(stack, args.timeout))
@@ -439,12 +459,17 @@ async def run(args: argparse.Namespace, res: Resources) -> dict[str, Any]:
 
 async def _wait_applied(url: str, n: int, within_s: float) -> float:
     """Until incidents stored every valid signal of the storm; the time.time() it did."""
-    async with asyncio.timeout(within_s):
-        while True:
-            if await count(url, "incidents.processed_signals") >= n:
-                break
-            await asyncio.sleep(0.2)
-    return time.time()
+    done, started = 0, time.time()
+    try:
+        async with asyncio.timeout(within_s):
+            while True:
+                done = await count(url, "incidents.processed_signals")
+                if done >= n:
+                    return time.time()
+                await asyncio.sleep(0.2)
+    except TimeoutError:
+        raise TimeoutError(f"only {done} of {n} signals stored after {time.time() - started:.0f}s"
+                           " (--timeout)") from None  # fmt: skip
 
 
 async def _wait_quiet(url: str, base: datetime, within_s: float) -> float:
@@ -492,6 +517,9 @@ def main() -> None:
                         help="seconds each phase may take before the run fails")  # fmt: skip
     parser.add_argument("--out", type=Path, default=Path("storm.json"))
     parser.add_argument("--keep", action="store_true", help="leave the private broker running")
+    parser.add_argument("--name", default="storm",
+                        help="run name: broker state <name>-kafka, database outagedesk_<name>"
+                             " (two runs at once need different names)")  # fmt: skip
     args = parser.parse_args()
     res = Resources(keep=args.keep)
     signal.signal(signal.SIGTERM, _interrupt)  # same clean-up as Ctrl-C
