@@ -6,10 +6,6 @@ share only Kafka, DESIGN section 1); notify publishes every outcome on
 (``services.incidents.quality_hooks.apply_deliveries``). That consumer also keeps, per
 customer, the latest delivery with status ``sent`` here, in the same transaction as its
 offsets, so the lookup (``GET /api/v1/customers/lookup``) answers from the incidents schema.
-
-The table's migration (``incidents_0007``) is the lead's to add after the schema change in
-flight; until it is applied both functions see the table missing and do nothing (the lookup
-answers ``last_message: null`` as before) instead of failing the deliveries consumer.
 """
 
 from __future__ import annotations
@@ -35,23 +31,6 @@ customer_messages = sa.Table(
     sa.Column("channel", sa.Text(), nullable=False),
     sa.Column("sent_at", TS, nullable=False),
 )
-
-
-_present: set[str] = set()  # databases known to have the table (checked until then)
-
-
-async def _available(session: AsyncSession) -> bool:
-    """Whether the table exists. Only until its migration is applied everywhere: then drop
-    this check."""
-    key = session.get_bind().engine.url.render_as_string(hide_password=True)
-    if key in _present:
-        return True
-    found = await session.run_sync(
-        lambda s: sa.inspect(s.connection()).has_table(customer_messages.name, schema="incidents")
-    )
-    if found:
-        _present.add(key)
-    return bool(found)
 
 
 class SentDelivery(Protocol):
@@ -80,7 +59,7 @@ async def record_last_messages(session: AsyncSession, sent: Iterable[SentDeliver
         known = latest.get(d.customer_id)
         if known is None or (d.occurred_at, d.job_id) > (known.occurred_at, known.job_id):
             latest[d.customer_id] = d
-    if not latest or not await _available(session):
+    if not latest:
         return 0
     t = customer_messages
     # one statement; a stored newer message wins (the WHERE of the update)
@@ -103,8 +82,6 @@ async def record_last_messages(session: AsyncSession, sent: Iterable[SentDeliver
 async def last_message(session: AsyncSession, customer_id: str) -> dict[str, Any] | None:
     """The latest message sent to the customer (``incident_id``, ``stage``, ``channel``,
     ``sent_at``, ``job_id``), or None when notify has sent them nothing we know of."""
-    if not await _available(session):
-        return None
     t = customer_messages
     row = (
         await session.execute(sa.select(t).where(t.c.customer_id == customer_id))

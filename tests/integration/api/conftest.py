@@ -28,7 +28,6 @@ from services.incidents import orm
 from services.incidents.api.app import create_app
 from services.incidents.api.auth import create_token
 from services.incidents.api.settings import ApiSettings
-from services.incidents.customer_messages import customer_messages
 from services.incidents.feeder_cache import FeederStateCache
 from services.incidents.handlers import HandlerContext, apply_signals
 
@@ -56,14 +55,6 @@ async def _ensure_database(server_url: str) -> str:
         await conn.close()
     own = url.set(database=DATABASE).render_as_string(hide_password=False)
     await migrate(own)
-    # Until the incidents migration for ``customer_messages`` lands (the lead adds it with
-    # the other incidents schema change), create that one table here; a no-op afterwards.
-    engine = create_engine(own)
-    try:
-        async with engine.begin() as conn:
-            await conn.run_sync(lambda c: customer_messages.create(c, checkfirst=True))
-    finally:
-        await engine.dispose()
     return own
 
 
