@@ -12,6 +12,7 @@ from services.common.bus.base import OutMessage, Record
 from services.common.topology.model import Topology
 from services.ingest.domain.dedup import DedupWindow
 from services.ingest.domain.enrichment import Locations
+from services.ingest.domain.fast_signal import DUPLICATE, FastSignals
 from services.ingest.domain.normalise import process
 from services.ingest.domain.results import DeadLetter, Signal
 
@@ -24,7 +25,6 @@ class NormalisedBatch:
     dead_letters: list[DeadLetter] = field(default_factory=list)
     signals: int = 0
     duplicates: int = 0
-    events_in: Counter[str] = field(default_factory=Counter)  # by topic
     dead_by_code: Counter[str] = field(default_factory=Counter)
 
 
@@ -67,26 +67,38 @@ def normalise_batch(
     messages = out.messages
     locations = topology if isinstance(topology, Locations) else Locations(topology)
     signals_topic, dead_topic, schema_of = topics.signals, topics.dead_letter, topics.schema_of
+    fast = FastSignals(now, locations, dedup).signal
+    signals = duplicates = 0
     for r in records:
+        topic = r.topic
+        hit = fast(r.value, schema_of.get(topic, topic))
+        if hit:
+            messages.append(OutMessage(signals_topic, hit[1], hit[0]))
+            signals += 1
+            continue
+        if hit is DUPLICATE:
+            duplicates += 1
+            continue
+        # Not certain on the fast path: the full rules decide (and name any dead letter).
         result = process(
             r.value,
-            r.topic,
+            topic,
             r.key,
             r.partition,
             r.offset,
             now,
             locations,
             dedup,
-            schema_of.get(r.topic),
+            schema_of.get(topic),
         )
         if type(result) is Signal:
             messages.append(OutMessage(signals_topic, result.to_json(), result.key))
-            out.signals += 1
+            signals += 1
         elif type(result) is DeadLetter:
             messages.append(OutMessage(dead_topic, result.to_json(), r.key))
             out.dead_letters.append(result)
             out.dead_by_code[result.code] += 1
         else:
-            out.duplicates += 1
-    out.events_in.update(r.topic for r in records)
+            duplicates += 1
+    out.signals, out.duplicates = signals, duplicates
     return out
