@@ -80,6 +80,7 @@ class Planner:
         now = claimed_at
         topology = self._topology()
         plans = Plans()
+        ctx.state.freeze_families()  # the round's state is read-only from here
         for row in rows:
             job = replace(job_from_row(row), status=JobStatus.SENDING)
             spec = job.spec

@@ -22,6 +22,24 @@ class IndexedNotifyState(NotifyState):
     by_customer: dict[str, list[JobKey]] = field(default_factory=dict)
     _by_incident: dict[str, list[Interruption]] = field(default_factory=dict)
     _indexed_interruptions: int = -1
+    _families: dict[str, frozenset[str]] | None = None
+
+    def freeze_families(self) -> None:
+        """Memoise :meth:`family` from now on, for a reader whose incidents and
+        interruptions no longer change (the sender's round): each due check otherwise
+        walks every interruption loaded for the round, quadratic in the round's size."""
+        self._families = {}
+
+    def family(self, incident_id: str) -> frozenset[str]:
+        """Incidents linked to ``incident_id`` (memoised after :meth:`freeze_families`)."""
+        if self._families is None:
+            return NotifyState.family(self, incident_id)
+        found = self._families.get(incident_id)
+        if found is None:
+            found = NotifyState.family(self, incident_id)
+            for member in found:  # a family is a connected component: one walk for all
+                self._families[member] = found
+        return found
 
     def put_job(self, job: Job, key: JobKey | None = None) -> None:
         """Record a job loaded from storage (in creation order)."""
