@@ -523,6 +523,8 @@ def main() -> None:
     args = parser.parse_args()
     res = Resources(keep=args.keep)
     signal.signal(signal.SIGTERM, _interrupt)  # same clean-up as Ctrl-C
+    # Ctrl-C works even when started from a script that ignores SIGINT in background jobs
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         result = asyncio.run(run(args, res))
     except KeyboardInterrupt:
