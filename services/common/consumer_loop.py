@@ -320,15 +320,20 @@ def _assigned_records(
     dropped = False
     tp = TopicPartition("", -1)  # no record has partition -1
     keep = False
+    best = 0  # next offset of ``tp`` so far; written back when the partition changes
     for r in records:
         if r.partition != tp.partition or r.topic != tp.topic:
+            if keep:
+                next_offsets[tp] = best
             tp = TopicPartition(r.topic, r.partition)
             keep = tp in assigned
+            best = next_offsets.get(tp, 0)
         if not keep:
             dropped = True
             continue
         kept.append(r)
-        offset = r.offset + 1
-        if offset > next_offsets.get(tp, 0):
-            next_offsets[tp] = offset
+        if r.offset >= best:
+            best = r.offset + 1
+    if keep:
+        next_offsets[tp] = best
     return (kept if dropped else records), next_offsets
