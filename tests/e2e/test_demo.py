@@ -121,12 +121,6 @@ class TestBundledDemo:
             told = {m["customer_id"] for m in demo_run["messages"]}
             assert not (only_momentary & told), fault.name
 
-    @pytest.mark.xfail(
-        strict=True,
-        reason="known bug (issue 6 note): a customer whose transformer incident is absorbed by "
-        "an upstream fuse incident has the fuse incident's outage_detected cancelled as "
-        "restored_before_notice although still out (141 of 5,130 in the bundled run)",
-    )
     def test_each_reachable_customer_in_a_sustained_outage_is_told_once(
         self, demo_run: dict[str, Any]
     ) -> None:
