@@ -212,8 +212,11 @@ async def first_hour_ending_after(
     ``inclusive``): rows starting before it all ended by then."""
     h = report_hours
     ends = h.c.max_end >= ts(after) if inclusive else h.c.max_end > ts(after)
-    query = sa.select(sa.func.min(h.c.hour)).where(h.c.hour < ts(hi), ends)
+    # OFFSET 0 keeps min() from walking the hour index from the beginning of history until
+    # a late-ending hour turns up; the max_end index finds the few such hours directly.
+    inner = sa.select(h.c.hour).where(h.c.hour < ts(hi), ends)
     if lo != datetime.min.replace(tzinfo=UTC):
-        query = query.where(h.c.hour >= ts(lo))
-    value = await session.scalar(query)
+        inner = inner.where(h.c.hour >= ts(lo))
+    late = inner.offset(0).subquery("late")
+    value = await session.scalar(sa.select(sa.func.min(late.c.hour)))
     return None if value is None else utc(value)
