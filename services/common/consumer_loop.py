@@ -13,6 +13,11 @@ Two offset strategies:
 A batch that fails is rewound (its partitions re-seek to where the batch started, or to the
 stored offsets), so nothing read is skipped; ``run_forever`` then backs off and retries
 while reporting not ready.
+
+Given a ``clock``, the loop also keeps a processing watermark, ``caught_up_at``: the latest
+instant at which it knew every record then in its assigned partitions was applied. Timers
+that judge "what has arrived by T" wait for it to pass T (incidents, DESIGN section 5);
+without a clock (ingest, notify) nothing extra is asked of the broker.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import contextlib
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from datetime import datetime
 from enum import StrEnum
 
 import structlog
@@ -30,6 +36,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from services.common.backoff import RETRYABLE_ERRORS, Backoff
 from services.common.bus.base import Bus, Consumer, Record, TopicPartition
 from services.common.bus.watchdog import ProgressWatchdog
+from services.common.clock import Clock
 from services.common.db import UnitOfWork
 from services.common.metrics import CommonMetrics
 from services.common.offsets import OffsetStore
@@ -67,6 +74,7 @@ class BatchConsumer:
         metrics: CommonMetrics | None = None,
         watchdog: ProgressWatchdog | None = None,
         client_id: str = "outagedesk",
+        clock: Clock | None = None,
     ) -> None:
         if storage is OffsetStorage.DATABASE and schema is None:
             raise ValueError("OffsetStorage.DATABASE needs the schema holding consumer_offsets")
@@ -89,6 +97,10 @@ class BatchConsumer:
         self._pending_seek: set[TopicPartition] = set()
         self._uncommitted: dict[TopicPartition, int] = {}  # broker commit still owed
         self._lock = asyncio.Lock()  # a revocation waits for the batch in flight
+        self._clock = clock
+        # Processing watermark (only kept with a clock): everything in the assigned
+        # partitions at this instant has been applied and committed. Never moves back.
+        self.caught_up_at: datetime | None = None
         self.ready = False
 
     @property
@@ -190,10 +202,10 @@ class BatchConsumer:
         if self._uncommitted:
             await self._commit_broker()
         await self._resolve_pending_seeks()
-        records = await self.consumer.getmany(
-            timeout_s=self._poll_timeout_s, max_records=max_records or self._batch_size
-        )
+        limit = max_records or self._batch_size
+        records = await self.consumer.getmany(timeout_s=self._poll_timeout_s, max_records=limit)
         if not records:
+            await self._note_caught_up()
             return 0
         try:
             if self._pending_seek:  # assigned during this getmany, offsets not loaded
@@ -211,7 +223,33 @@ class BatchConsumer:
             raise
         if applied:
             await self._after_commit(applied)
+        if len(records) < limit:  # a full batch says more is waiting: spare the round trip
+            await self._note_caught_up()
         return len(applied)
+
+    async def _note_caught_up(self) -> None:
+        """Advance ``caught_up_at`` when every assigned partition is applied to its end.
+
+        The instant is read *before* the end offsets: every record in the partitions at that
+        instant lies below the end offsets read after it, so position == end proves it was
+        applied (positions only pass what was applied and committed: a failed batch is
+        rewound before this runs). With nothing assigned (joining, rebalancing) nothing is
+        proven. A failing lag request just leaves the watermark where it was."""
+        if self._clock is None:
+            return
+        tps = self.consumer.assignment()
+        if not tps:
+            return
+        at = self._clock.now()
+        try:
+            lag = await self.consumer.lag()
+        except RETRYABLE_ERRORS as exc:
+            log.info("watermark lag check failed", group=self.group_id, error=repr(exc))
+            return
+        if lag != 0 or self.consumer.assignment() != tps:
+            return
+        if self.caught_up_at is None or at > self.caught_up_at:
+            self.caught_up_at = at
 
     async def _apply_batch(self, records: Sequence[Record]) -> Sequence[Record]:
         started = time.perf_counter()

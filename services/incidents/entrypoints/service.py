@@ -7,6 +7,14 @@ second consumer reads ``notify.deliveries.v1`` into first notices. Runs in-proce
 demo (MemoryBus, ``run_once`` / ``run_due`` / ``relay_once`` on a virtual clock; build the
 settings with ``incidents_poll_timeout_s=0``) and as ``outagedesk serve incidents``
 (``run_forever``).
+
+Processing watermark: ``run_forever``'s timer loop fires timers only up to
+:meth:`IncidentsService.timer_horizon` — the clock, held back to the instant the signals
+consumer last knew it had applied everything in Kafka (``BatchConsumer.caught_up_at``) — so
+a timer due at T (the nested check above all) judges on every signal that had arrived by T,
+even while a storm's backlog drains. ``incidents_timer_max_hold_s`` bounds the hold; the
+gauge ``outagedesk_incidents_timer_hold_seconds`` shows it. ``run_due`` (the demo's step)
+fires on the clock alone.
 """
 
 from __future__ import annotations
@@ -18,6 +26,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 import structlog
+from prometheus_client import Gauge
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -45,6 +54,13 @@ SCHEMA = "incidents"
 # No progress this long while records wait = a stalled client (aiokafka after a broker restart).
 STALL_AFTER_S = 60.0
 
+# On the default registry, like the watchdog's restarts (one incidents service per process).
+TIMER_HOLD = Gauge(
+    "outagedesk_incidents_timer_hold_seconds",
+    "How far the incidents timer horizon is behind the clock: timers due later wait for the "
+    "signals consumer to apply what was in Kafka at their due time",
+)
+
 
 class IncidentsService:
     """Construct, ``await start()``, then ``run_once``/``run_due``/``relay_once`` or
@@ -60,6 +76,7 @@ class IncidentsService:
         topology: Topology | None = None,
         *,
         stall_after_s: float = STALL_AFTER_S,
+        hold_gauge: Gauge = TIMER_HOLD,
     ) -> None:
         self.settings = settings
         self._bus = bus
@@ -81,6 +98,9 @@ class IncidentsService:
         self._topology_consumer: Consumer | None = None
         self._timer_wake = asyncio.Event()
         self.next_wake: datetime | None = None
+        self._max_hold = timedelta(seconds=settings.incidents_timer_max_hold_s)
+        self._hold_gauge = hold_gauge
+        self._valve_open = False  # the last horizon was set by the safety valve
         # DESIGN 4: a watchdog per consumer; restarts count in the shared watchdog metric.
         self.watchdog = ProgressWatchdog("incidents", stall_after_s)
         self.deliveries_watchdog = ProgressWatchdog("incidents-deliveries", stall_after_s)
@@ -113,6 +133,7 @@ class IncidentsService:
             poll_timeout_s=self.settings.incidents_poll_timeout_s,
             on_revoked=self._on_revoked,
             client_id="incidents",
+            clock=self._clock,  # keeps the watermark the timer loop waits for
         )
         await self._consumer.start()
         self._deliveries = deliveries_consumer(
@@ -157,8 +178,11 @@ class IncidentsService:
 
     async def _run_signals(self, max_records: int | None = None) -> int:
         await self.refresh_topology()
-        n = await self._batch_consumer.run_once(max_records)
-        if n:
+        consumer = self._batch_consumer
+        n = await consumer.run_once(max_records)
+        caught = consumer.caught_up_at
+        if n or (caught is not None and self.next_wake is not None and caught >= self.next_wake):
+            # new evidence, or the watermark passed a held timer: the timer loop looks again
             self._timer_wake.set()
             if self._relay is not None:
                 self._relay.wake()
@@ -168,6 +192,38 @@ class IncidentsService:
         """Fire the timers due at ``clock.now()``; the next wake-up (None: nothing due)."""
         async with UnitOfWork(self._sessions) as uow:
             wake = await run_timers(uow, self._clock.now(), self.ctx)
+            await uow.commit()
+        self.next_wake = wake
+        if self._relay is not None:
+            self._relay.wake()
+        return wake
+
+    def timer_horizon(self) -> datetime:
+        """The instant timers may fire up to: ``clock.now()`` held back to the signals
+        consumer's watermark (a timer due at T waits until everything in Kafka at T is
+        applied), but never more than ``incidents_timer_max_hold_s`` behind the clock."""
+        now = self._clock.now()
+        floor = now - self._max_hold
+        caught = self._batch_consumer.caught_up_at
+        held = floor if caught is None else min(now, caught)
+        return max(held, floor)
+
+    async def run_due_caught_up(self) -> datetime | None:
+        """Fire the timers due at :meth:`timer_horizon` (``run_forever``'s timer step); the
+        next wake-up, which may be a held timer at or before ``clock.now()``."""
+        now = self._clock.now()
+        horizon = self.timer_horizon()
+        self._hold_gauge.set((now - horizon).total_seconds())
+        valve = self._max_hold > timedelta(0) and horizon == now - self._max_hold < now
+        if valve and not self._valve_open:
+            log.warning(
+                "signals consumer still behind; timers fire past the maximum hold",
+                max_hold_s=self._max_hold.total_seconds(),
+                caught_up_at=self._batch_consumer.caught_up_at,
+            )
+        self._valve_open = valve
+        async with UnitOfWork(self._sessions) as uow:
+            wake = await run_timers(uow, horizon, self.ctx)
             await uow.commit()
         self.next_wake = wake
         if self._relay is not None:
@@ -250,7 +306,7 @@ class IncidentsService:
         poll = timedelta(seconds=self.settings.incidents_timer_poll_s)
         while not stop.is_set():
             try:
-                wake = await self.run_due()
+                wake = await self.run_due_caught_up()
             except RETRYABLE_ERRORS as exc:
                 delay = backoff.next_delay()
                 log.warning("incidents timers failed; retrying", error=repr(exc), retry_in_s=delay)
@@ -258,7 +314,8 @@ class IncidentsService:
                 continue
             backoff.reset()
             now = self._clock.now()
-            until = min(wake, now + poll) if wake is not None else now + poll
+            # A held timer (due, not yet fired) waits for the consumer's wake or the poll.
+            until = min(wake, now + poll) if wake is not None and wake > now else now + poll
             self._timer_wake.clear()
             sleeper = asyncio.ensure_future(self._clock.sleep_until(until))
             waker = asyncio.ensure_future(self._timer_wake.wait())
