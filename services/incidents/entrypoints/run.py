@@ -6,6 +6,7 @@ in the same process, sharing the service's feeder cache (operator actions) and r
 from __future__ import annotations
 
 import structlog
+from prometheus_client import REGISTRY
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.common.bus.kafka import KafkaBus
@@ -57,6 +58,6 @@ def _api_server(
     service.readiness.add("database", session_check(sessions))
     app = create_app(
         api_settings, sessions, bus, WallClock(), handlers=service.ctx,
-        readiness=service.readiness,
+        readiness=service.readiness, registry=REGISTRY,  # the service's own metrics too
     )  # fmt: skip
     return HttpServer(app, api_settings.api_host, api_settings.api_port, lifespan=True)
