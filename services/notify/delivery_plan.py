@@ -85,7 +85,7 @@ class Planner:
             job = replace(job_from_row(row), status=JobStatus.SENDING)
             spec = job.spec
             customer = topology.customers.get(spec.customer_id)
-            verdict = check_due(spec, ctx.state, self._policy)
+            verdict = check_due(spec, ctx.state, self._policy, now)
             key = (spec.incident_id, spec.customer_id)
             if customer is not None and customer.critical and key in ctx.escalations:
                 ctx.escalations.discard(key)

@@ -116,8 +116,17 @@ def decide(
     return [spec for spec in specs if state.add_job(spec)]
 
 
-def check_due(spec: JobSpec, state: NotifyState, policy: NotifyPolicy | None = None) -> DueCheck:
-    """Re-check a job when it comes due: still worth sending, or cancel (and why)."""
+def check_due(
+    spec: JobSpec,
+    state: NotifyState,
+    policy: NotifyPolicy | None = None,
+    now: datetime | None = None,
+) -> DueCheck:
+    """Re-check a job when it comes due (at ``now``): still worth sending, or cancel (and why).
+
+    A restore counts once its time has come: the lifecycle may carry it ahead of time (an
+    operator's restore entered in advance, clocks ahead), and whether notify has read it
+    yet must not decide whether a customer still in the dark is told."""
     policy = policy or NotifyPolicy()
     info = state.incidents.get(spec.incident_id)
     if info is None:
@@ -127,7 +136,7 @@ def check_due(spec: JobSpec, state: NotifyState, policy: NotifyPolicy | None = N
     family = state.family(info.id)
     customer = spec.customer_id
     if spec.stage == "outage_detected":
-        if not state.out_in_family(customer, family):
+        if not state.out_in_family(customer, family, now):
             return DueCheck(False, "restored_before_notice")
         sent_elsewhere = [
             job
@@ -136,7 +145,7 @@ def check_due(spec: JobSpec, state: NotifyState, policy: NotifyPolicy | None = N
         ]
         return DueCheck(False, "already_told") if sent_elsewhere else SEND
     if spec.stage in ("etr_set", "etr_changed", "crew_on_site"):
-        if not state.out_in_family(customer, family):
+        if not state.out_in_family(customer, family, now):
             return DueCheck(False, "customer_restored")
         if spec.stage != "crew_on_site":
             etr_jobs = state.family_jobs(customer, family, ("etr_set", "etr_changed"))

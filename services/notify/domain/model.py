@@ -187,6 +187,13 @@ class Interruption:
         """Out in this incident (not restored, even by inference, and not moved away)."""
         return self.restored_at is None and self.moved_to is None
 
+    def out_at(self, at: datetime | None) -> bool:
+        """Out in this incident at ``at`` (None: now, as far as known): a restore stamped
+        later than ``at`` has not happened yet then."""
+        if self.moved_to is not None:
+            return False
+        return self.restored_at is None or (at is not None and self.restored_at > at)
+
 
 @dataclass(frozen=True, slots=True)
 class JobKey:

@@ -64,8 +64,11 @@ class NotifyState:
             if found is not None:
                 yield found
 
-    def out_in_family(self, customer_id: str, family: frozenset[str]) -> bool:
-        """True when some live incident of the family still has the customer out.
+    def out_in_family(
+        self, customer_id: str, family: frozenset[str], at: datetime | None = None
+    ) -> bool:
+        """True when some live incident of the family has the customer out (at ``at``: a
+        restore stamped later has not happened yet then).
 
         An absorbed (merged) incident only counts while the customer is in no other
         incident of the family, in case the survivor listed them without ``moved_from``.
@@ -73,7 +76,7 @@ class NotifyState:
         found = list(self.customer_interruptions(customer_id, family))
         for i in found:
             info = self.incidents.get(i.incident_id)
-            if info is None or info.void or not i.out:
+            if info is None or info.void or not i.out_at(at):
                 continue
             absorbed = info.merged_into is not None or info.status == "merged"
             if absorbed and any(o.incident_id != i.incident_id for o in found):

@@ -115,6 +115,15 @@ class TestOutageDetected:
         decide(feed.event("I1", "partially_restored", 4, restored=["C1"]), state)
         assert [send_when_due(s, state) for s in specs] == [False, True]
 
+    def test_a_restore_read_before_its_time_does_not_cancel_the_notice(self) -> None:
+        # read already at the notice's due time, the restore at minute 30 has not happened yet
+        feed, state = Feed(), NotifyState()
+        (spec,) = decide(feed.event("I1", "opened", 0, added=["C1"]), state)
+        decide(feed.event("I1", "restored", 30, restored=["C1"], status="restored"), state)
+        assert check_due(spec, state, now=spec.due_at).send
+        late = check_due(spec, state, now=at(31))
+        assert (late.send, late.reason) == (False, "restored_before_notice")
+
     def test_replayed_event_creates_nothing(self) -> None:
         feed, state = Feed(), NotifyState()
         event = feed.event("I1", "opened", 0, added=["C1"])
