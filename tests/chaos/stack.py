@@ -388,12 +388,31 @@ OUTCOME_QUERIES = {
     # lifecycle partitions in another order after a kill, and an incident merged into
     # another is linked to it only once its ``merged`` event is read, so a customer can get
     # an outage_detected job in both incidents (cancelled when due; see the report).
-    "notify_jobs": """SELECT incident_id, customer_id, stage, revision, status, channel
-        FROM notify.jobs WHERE status <> 'cancelled' ORDER BY 1, 2, 3, 4""",
+    # Jobs by the merge family's surviving incident: a customer moved by a merge has a
+    # notice queued on each incident, and which of them is sent (the other is cancelled as
+    # already told) depends on whether notify had read the merge when the first fell due.
+    "notify_jobs": """WITH RECURSIVE up(id, root) AS (
+            SELECT id, id FROM incidents.incidents WHERE merged_into IS NULL
+            UNION ALL
+            SELECT i.id, up.root FROM incidents.incidents i JOIN up ON i.merged_into = up.id)
+        SELECT coalesce(up.root, j.incident_id), j.customer_id, j.stage, j.revision, j.status,
+               j.channel
+        FROM notify.jobs j LEFT JOIN up ON up.id = j.incident_id
+        WHERE j.status <> 'cancelled' ORDER BY 1, 2, 3, 4""",
     "dead_letters": """SELECT topic, error_code, key, value FROM ingest.dead_letters
         ORDER BY 1, 2, 3, 4""",
     "processed_signals": "SELECT signal_id FROM incidents.processed_signals ORDER BY 1",
 }
+
+
+async def merge_roots(url: str) -> dict[str, str]:
+    """incident id → the surviving incident of its merge family (itself when not merged)."""
+    rows = await fetch(url, """WITH RECURSIVE up(id, root) AS (
+            SELECT id, id FROM incidents.incidents WHERE merged_into IS NULL
+            UNION ALL
+            SELECT i.id, up.root FROM incidents.incidents i JOIN up ON i.merged_into = up.id)
+        SELECT id, root FROM up""")
+    return {r[0]: r[1] for r in rows}
 
 
 async def outcome(url: str, prefix: str = "") -> dict[str, list[tuple[Any, ...]]]:
