@@ -9,52 +9,39 @@ woken every minute emits, in the same order (PostgreSQL ``outagedesk_w_wake_*`` 
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import orjson
 import pytest
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from schemas.signals import Signal
-from schemas.topics import SIGNALS
-from services.common.bus.base import OutMessage
 from services.common.bus.memory import MemoryBus
 from services.common.clock import VirtualClock
-from services.common.db import create_engine, session_factory
-from services.common.migrate import migrate_engine
 from services.incidents import orm
 from services.incidents.entrypoints.service import IncidentsService
 from services.incidents.quality_orm import sla_deadlines
 from services.incidents.settings import IncidentsSettings
 from services.incidents.state_store import utc
-from tests.integration.incidents.incidents_db import fresh_pg_database
 from tests.integration.incidents.quality_harness import (
-    T0,
     at,
     build_topology,
     customers_of,
     device,
     lifecycle_events,
-    meter,
     voltage,
 )
+from tests.integration.incidents.service_runs import (
+    Sessions,
+    power,
+    produce,
+    started_services,
+    two_databases,
+)
 
-Sessions = async_sessionmaker[AsyncSession]
 HORIZON_MIN = 300
-
-
-def power(sid: str, kind: str, customer: str, minutes: float) -> Signal:
-    tx = customer.split("-")[1]
-    return Signal(
-        signal_id=sid, source="meter", kind=kind, feeder_id="F01",  # type: ignore[arg-type]
-        transformer_id=tx, meter_id=meter(customer), customer_id=customer,
-        occurred_at=at(minutes), received_at=at(minutes), data={},
-    )  # fmt: skip
 
 
 def script() -> list[tuple[float, Signal]]:
@@ -98,10 +85,7 @@ class Harness:
         self.svc, self.sessions, self.bus, self.clock = svc, sessions, bus, clock
 
     async def deliver(self, signals: list[Signal]) -> None:
-        producer = await self.bus.producer()
-        await producer.send(
-            [OutMessage(SIGNALS, orjson.dumps(s.model_dump(mode="json")), b"F01") for s in signals]
-        )
+        await produce(self.bus, signals)
         while await self.svc.run_once():
             pass
 
@@ -114,37 +98,18 @@ class Harness:
 
 @pytest.fixture(params=["postgres", "sqlite"])
 def db_urls(request: pytest.FixtureRequest, tmp_path: Path) -> list[str]:
-    if request.param == "postgres":
-        server = request.getfixturevalue("pg_url")
-        return [
-            asyncio.run(fresh_pg_database(server, f"outagedesk_w_wake_{i}")) for i in range(2)
-        ]
-    return [f"sqlite+aiosqlite:///{tmp_path / f'wake{i}.db'}" for i in range(2)]
+    server = request.getfixturevalue("pg_url") if request.param == "postgres" else None
+    return two_databases(server, tmp_path, "wake")
 
 
 @pytest.fixture
 async def harnesses(db_urls: list[str]) -> AsyncIterator[list[Harness]]:
-    engines: list[AsyncEngine] = []
-    out: list[Harness] = []
-    try:
-        for url in db_urls:
-            engine = create_engine(url)
-            engines.append(engine)
-            await migrate_engine(engine, schemas=["topology", "incidents"])
-            clock = VirtualClock(T0)
-            bus = MemoryBus(clock=clock)
-            sessions = session_factory(engine)
-            settings = IncidentsSettings(incidents_poll_timeout_s=0)
-            svc = IncidentsService(settings, bus, sessions, clock, build_topology())
-            await svc.start()
-            out.append(Harness(svc, sessions, bus, clock))
-        yield out
-    finally:
-        for h in out:
-            await h.svc.stop()
-            await h.bus.close()
-        for engine in engines:
-            await engine.dispose()
+    def build(sessions: Sessions, bus: MemoryBus, clock: VirtualClock) -> IncidentsService:
+        settings = IncidentsSettings(incidents_poll_timeout_s=0)
+        return IncidentsService(settings, bus, sessions, clock, build_topology())
+
+    async with started_services(db_urls, build) as runs:
+        yield [Harness(r.svc, r.sessions, r.bus, r.clock) for r in runs]
 
 
 async def run_every_minute(h: Harness) -> None:

@@ -12,51 +12,39 @@ clock, and the timer loop's step (``run_due_caught_up``) runs every minute.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 
-import orjson
 import pytest
 import sqlalchemy as sa
 from prometheus_client import CollectorRegistry, Gauge
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from schemas.signals import Signal
-from schemas.topics import SIGNALS
-from services.common.bus.base import OutMessage
 from services.common.bus.memory import MemoryBus
 from services.common.clock import VirtualClock
-from services.common.db import create_engine, session_factory
-from services.common.migrate import migrate_engine
 from services.incidents import orm
 from services.incidents.entrypoints.service import IncidentsService
 from services.incidents.settings import IncidentsSettings
-from tests.integration.incidents.incidents_db import fresh_pg_database
 from tests.integration.incidents.quality_harness import (
     SIZES,
-    T0,
     at,
     build_topology,
     customers_of,
     device,
     lifecycle_events,
-    meter,
+)
+from tests.integration.incidents.service_runs import (
+    Sessions,
+    power,
+    produce,
+    started_services,
+    two_databases,
 )
 
-Sessions = async_sessionmaker[AsyncSession]
 CUSTOMERS = [c for t in SIZES for c in customers_of(t)]
 NESTED_DUE_MIN = 30  # close at 20 + the 10 min nested-check window
 END_MIN = 45
-
-
-def power(sid: str, kind: str, customer: str, minutes: float) -> Signal:
-    return Signal(
-        signal_id=sid, source="meter", kind=kind, feeder_id="F01",  # type: ignore[arg-type]
-        transformer_id=customer.split("-")[1], meter_id=meter(customer), customer_id=customer,
-        occurred_at=at(minutes), received_at=at(minutes), data={},
-    )  # fmt: skip
 
 
 def script() -> dict[int, list[Signal]]:
@@ -77,10 +65,7 @@ class Run:
         self.svc, self.sessions, self.bus, self.clock, self.gauge = svc, sessions, bus, clock, gauge
 
     async def produce(self, signals: list[Signal]) -> None:
-        producer = await self.bus.producer()
-        await producer.send(
-            [OutMessage(SIGNALS, orjson.dumps(s.model_dump(mode="json")), b"F01") for s in signals]
-        )
+        await produce(self.bus, signals)
 
     async def consume(self) -> None:
         while await self.svc.run_once():
@@ -120,41 +105,27 @@ class Run:
 
 @pytest.fixture(params=["postgres", "sqlite"])
 def db_urls(request: pytest.FixtureRequest, tmp_path: Path) -> list[str]:
-    if request.param == "postgres":
-        server = request.getfixturevalue("pg_url")
-        return [asyncio.run(fresh_pg_database(server, f"outagedesk_w_mark_{i}")) for i in range(2)]
-    return [f"sqlite+aiosqlite:///{tmp_path / f'mark{i}.db'}" for i in range(2)]
+    server = request.getfixturevalue("pg_url") if request.param == "postgres" else None
+    return two_databases(server, tmp_path, "mark")
 
 
 @pytest.fixture
 async def runs(db_urls: list[str], request: pytest.FixtureRequest) -> AsyncIterator[list[Run]]:
     max_hold_s = getattr(request, "param", 300.0)
-    engines: list[AsyncEngine] = []
-    out: list[Run] = []
-    try:
-        for url in db_urls:
-            engine = create_engine(url)
-            engines.append(engine)
-            await migrate_engine(engine, schemas=["topology", "incidents"])
-            clock = VirtualClock(T0)
-            bus = MemoryBus(clock=clock)
-            sessions = session_factory(engine)
-            settings = IncidentsSettings(
-                incidents_poll_timeout_s=0, incidents_timer_max_hold_s=max_hold_s
-            )
-            gauge = Gauge("hold_seconds", "test", registry=CollectorRegistry())
-            svc = IncidentsService(
-                settings, bus, sessions, clock, build_topology(), hold_gauge=gauge
-            )
-            await svc.start()
-            out.append(Run(svc, sessions, bus, clock, gauge))
-        yield out
-    finally:
-        for r in out:
-            await r.svc.stop()
-            await r.bus.close()
-        for engine in engines:
-            await engine.dispose()
+    gauges: list[Gauge] = []
+
+    def build(sessions: Sessions, bus: MemoryBus, clock: VirtualClock) -> IncidentsService:
+        settings = IncidentsSettings(
+            incidents_poll_timeout_s=0, incidents_timer_max_hold_s=max_hold_s
+        )
+        gauges.append(Gauge("hold_seconds", "test", registry=CollectorRegistry()))
+        return IncidentsService(
+            settings, bus, sessions, clock, build_topology(), hold_gauge=gauges[-1]
+        )
+
+    async with started_services(db_urls, build) as started:
+        pairs = zip(started, gauges, strict=True)
+        yield [Run(r.svc, r.sessions, r.bus, r.clock, g) for r, g in pairs]
 
 
 class TestTimerWatermark:
