@@ -53,7 +53,6 @@ from services.common.topology.model import (  # noqa: E402
     Topology,
     Transformer,
 )
-from services.notify.channels.base import http_client  # noqa: E402
 from services.notify.channels.sms_http import SmsHttpChannel  # noqa: E402
 from services.notify.entrypoints.service import NotifyService  # noqa: E402
 from services.notify.service_settings import NotifyServiceSettings  # noqa: E402
@@ -81,6 +80,7 @@ def gateway_app() -> Any:
             payload: dict[str, Any] = {
                 "received": len(times), "distinct": len(counts), "duplicated": dups,
                 "first": times[0] if times else None, "last": times[-1] if times else None,
+                "cpu_s": time.process_time(), "steady": steady(times),
             }  # fmt: skip
         else:
             ref = json.loads(body)["reference"]
@@ -93,6 +93,23 @@ def gateway_app() -> Any:
         await send({"type": "http.response.body", "body": data})
 
     return app
+
+
+def steady(times: list[float], skip_s: float = 2.0) -> dict[str, Any] | None:
+    """Messages received per second over the steady window: whole seconds from ``skip_s``
+    after the first message to the last whole second (the initial burst and the tail
+    left out), and the slowest and fastest of those seconds."""
+    if not times or times[-1] - times[0] < skip_s + 2:
+        return None
+    start = times[0] + skip_s
+    seconds = int(times[-1] - start)
+    per_s = [0] * seconds
+    for t in times:
+        i = int(t - start) if t >= start else -1
+        if 0 <= i < seconds:
+            per_s[i] += 1
+    return {"window_s": seconds, "rate": round(sum(per_s) / seconds, 1),
+            "slowest_s": min(per_s), "fastest_s": max(per_s)}  # fmt: skip
 
 
 def run_gateway(port: int) -> None:
@@ -131,7 +148,7 @@ async def database(url: str) -> str:
 @contextlib.contextmanager
 def phase(profile: str | None, name: str, cpu: dict[str, float]) -> Iterator[None]:
     """CPU seconds of this process during the phase (and a cProfile dump if asked)."""
-    prof = cProfile.Profile() if profile else None
+    prof = cProfile.Profile(time.process_time) if profile else None  # CPU, not wall, time
     started = time.process_time()
     if prof is not None:
         prof.enable()
@@ -160,7 +177,7 @@ async def bench(
         channel_rates={"sms": (rate, burst)}, survey_rate=0.0,
         notify_sender_batch=int(burst), notify_sender_concurrency=16,
     )  # fmt: skip
-    sms = SmsHttpChannel(gateway, client=http_client(10, max_connections=16))
+    sms = SmsHttpChannel(gateway, max_connections=16)
     service = NotifyService(settings, bus, session_factory(engine), clock,
                             topology(customers), {"sms": sms})  # fmt: skip
     await service.start()
@@ -200,6 +217,8 @@ async def bench(
         return {"customers": customers, "jobs_durable_s": round(durable_s, 2),
                 "jobs_durable_cpu_s": cpu["durable"]}  # fmt: skip
 
+    async with httpx.AsyncClient() as client:
+        gateway_cpu = (await client.get(gateway)).json()["cpu_s"]
     send_started = time.perf_counter()
     with phase(profile, "send", cpu):
         while True:
@@ -229,6 +248,10 @@ async def bench(
         "send_cpu_s": cpu["send"],
         "configured_rate": rate,
         "gateway_rate_after_burst": round(paced, 1),
+        "gateway_steady": stats["steady"],
+        "sender_cpu_ms_per_msg": round(1000 * cpu["send"] / max(1, stats["received"]), 3),
+        "gateway_cpu_ms_per_msg": round(
+            1000 * (stats["cpu_s"] - gateway_cpu) / max(1, stats["received"]), 3),
         "rate_error_pct": round(100 * (paced - rate) / rate, 2),
         "gateway_received": stats["received"],
         "gateway_distinct": stats["distinct"],

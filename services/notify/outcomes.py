@@ -21,6 +21,7 @@ from services.notify.channels.base import DeliveryResult
 from services.notify.domain.job_state import Job
 from services.notify.domain.model import JobKey
 from services.notify.domain.retry import RetryPolicy
+from services.notify.pg_outcomes import write_outcome_rows
 from services.notify.queue_repository import JobUpdate, QueueRepository
 
 BeforeCommit = Callable[[Sequence[JobUpdate]], Awaitable[None]]
@@ -125,12 +126,18 @@ class OutcomeWriter:
 
     async def write(self, outcomes: Sequence[Outcome]) -> None:
         updates = [o.update for o in outcomes if o.update is not None]
+        attempts = [o.attempt for o in outcomes if o.attempt]
+        last = [o.last_message for o in outcomes if o.last_message]
+        deliveries = [o.delivery for o in outcomes if o.delivery]
         async with UnitOfWork(self._sessions) as uow:
             repo = QueueRepository(uow.session)
-            await repo.record(updates)
-            await repo.add_attempts([o.attempt for o in outcomes if o.attempt])
-            await repo.set_last_messages([o.last_message for o in outcomes if o.last_message])
-            await repo.add_outbox([o.delivery for o in outcomes if o.delivery])
+            if uow.session.get_bind().dialect.name == "postgresql":
+                await write_outcome_rows(uow.session, updates, attempts, last, deliveries)
+            else:
+                await repo.record(updates)
+                await repo.add_attempts(attempts)
+                await repo.set_last_messages(last)
+                await repo.add_outbox(deliveries)
             await repo.finish_escalations([o.escalation for o in outcomes if o.escalation])
             if self._before_commit is not None:
                 # A test seam: raising here is a sender dying after the gateway answered.

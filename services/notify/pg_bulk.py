@@ -22,10 +22,16 @@ from sqlalchemy.ext.asyncio import AsyncSession
 COPY_THRESHOLD = 500  # below this, a plain executemany is as fast
 
 
-async def _driver(session: AsyncSession) -> Any:
+async def driver_connection(session: AsyncSession, *, begin: bool = False) -> Any:
+    """The asyncpg connection under ``session``; ``begin``: make sure the session's
+    transaction has begun on it (SQLAlchemy begins it with the first statement it runs
+    itself), so raw statements are part of that transaction."""
     connection = await session.connection()
     raw = await connection.get_raw_connection()
-    return raw.driver_connection
+    driver: Any = raw.driver_connection
+    if begin and not driver.is_in_transaction():
+        await session.execute(text("SELECT 1"))
+    return driver
 
 
 async def copy_rows(
@@ -39,15 +45,12 @@ async def copy_rows(
 ) -> None:
     """COPY ``records`` into ``schema.table``; with ``conflict`` (the unique columns) rows
     whose key exists are skipped."""
-    driver = await _driver(session)
+    driver = await driver_connection(session, begin=conflict is not None)
     if conflict is None:
         await driver.copy_records_to_table(
             table, schema_name=schema, columns=list(columns), records=records
         )
         return
-    if not driver.is_in_transaction():
-        # SQLAlchemy begins its transaction with the first statement it runs itself
-        await session.execute(text("SELECT 1"))
     # A raw savepoint: SQLAlchemy's own (begin_nested) ends the whole transaction when
     # rolled back after an error raised on the driver connection.
     await driver.execute("SAVEPOINT notify_copy")

@@ -94,10 +94,37 @@ def render(
     code), ``kind``, ``etr``, ``previous_etr``, ``restored_at``, ``planned_start``,
     ``planned_end`` (datetimes or RFC 3339 strings), ``brand``, ``hotline``.
     """
+    tz = tz or _DEFAULT_TZ
+    short = channel in SHORT_CHANNELS
+    try:
+        key: Any = (stage, language, short, tz, tuple(context.items()))
+        hash(key)
+    except TypeError:  # an unhashable value in a job payload: render without the cache
+        key = None
+    if key is not None and (found := _RENDERED.get(key)) is not None:
+        return found
+    rendered = _render(stage, language, context, short, tz)
+    if key is not None:
+        if len(_RENDERED) >= RENDER_CACHE_SIZE:
+            _RENDERED.clear()
+        _RENDERED[key] = rendered
+    return rendered
+
+
+# A feeder outage sends the same words to thousands of customers: the text depends only
+# on the stage, language, channel kind and the context (incident, place, times), so it is
+# rendered once per distinct combination.
+RENDER_CACHE_SIZE = 4096
+_RENDERED: dict[Any, tuple[str, str]] = {}
+_DEFAULT_TZ = ZoneInfo("Asia/Shanghai")
+
+
+def _render(
+    stage: str, language: str, context: Mapping[str, Any], short: bool, tz: ZoneInfo
+) -> tuple[str, str]:
     if stage not in STAGES:
         raise UnknownTemplate(f"no template for stage {stage!r}")
     lang = choose_language(language)
-    tz = tz or ZoneInfo("Asia/Shanghai")
     values: dict[str, Any] = {
         "brand": context.get("brand") or BRAND[lang],
         "hotline": context.get("hotline") or HOTLINE,
@@ -111,7 +138,7 @@ def render(
     template = _environment().get_template(f"{lang}/{stage}.txt.j2")
     ctx = template.new_context(values)
     subject = "".join(template.blocks["subject"](ctx)).strip()
-    block = "short" if channel in SHORT_CHANNELS else "body"
+    block = "short" if short else "body"
     body = "".join(template.blocks[block](ctx)).strip()
     return subject, body
 
