@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import os
 import random
 import statistics
@@ -36,6 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 DEFAULT_URL = "postgresql+asyncpg://outagedesk:outagedesk@127.0.0.1:55432/outagedesk"
 DATABASE = "outagedesk_i2_bench"
 SECRET = "bench-secret-0123456789abcdef0123456789"
+WARM_S = 2.0  # the unmeasured run before the measured one
 STATUSES = ("detected", "confirmed", "dispatched", "on_site")
 AREAS = ("urban", "rural", "remote")
 
@@ -98,23 +100,46 @@ async def seed(n: int) -> list[str]:
             for i in range(0, len(rows), 1000):
                 await c.execute(sa.insert(orm.incidents), rows[i : i + 1000])
                 await c.execute(sa.insert(orm.timeline), timeline[2 * i : 2 * i + 2000])
-            await c.execute(sa.text("ANALYZE incidents.incidents"))
     finally:
         await engine.dispose()
+    conn = await asyncpg.connect(url.set(drivername="postgresql").render_as_string(False))
+    try:
+        # vacuumed and analysed now, so autovacuum does not pick the fresh rows up (and take
+        # a core) in the middle of the measured run
+        await conn.execute("VACUUM ANALYZE incidents.incidents, incidents.timeline")
+    finally:
+        await conn.close()
     return ids
 
 
 def serve(port: int) -> None:
     import uvicorn
+    import uvloop
 
     from services.common.clock import WallClock
     from services.common.db import create_engine, session_factory
     from services.incidents.api.app import create_app
+    from services.incidents.api.heap import settle_after_startup
     from services.incidents.api.settings import ApiSettings
 
     settings = ApiSettings(database_url=_db_url(), jwt_secret=SECRET)
     app = create_app(settings, session_factory(create_engine(_db_url())), None, WallClock())
-    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+    # uvloop and httptools named, not "auto": a missing one fails here instead of silently
+    # measuring the slower pure-Python loop or h11
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
+                            access_log=False, http="httptools")  # fmt: skip
+    server = uvicorn.Server(config)
+
+    async def run() -> None:
+        task = asyncio.create_task(server.serve())
+        # uvicorn offers no event for it, only the flag
+        while not server.started and not task.done():  # noqa: ASYNC110
+            await asyncio.sleep(0.05)
+        settle_after_startup()  # as `outagedesk serve incidents` does once started
+        await task
+
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        runner.run(run())
 
 
 class _Conn:
@@ -124,7 +149,8 @@ class _Conn:
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.reader, self.writer = reader, writer
 
-    async def get(self, target: str, auth: bytes) -> int:
+    async def get(self, target: str, auth: bytes) -> tuple[int, int]:
+        """The status and the body's length."""
         self.writer.write(b"GET " + target.encode() + b" HTTP/1.1\r\nHost: bench\r\n" + auth)
         head = await self.reader.readuntil(b"\r\n\r\n")
         status = int(head[9:12])
@@ -133,7 +159,7 @@ class _Conn:
             if line[:15].lower() == b"content-length:":
                 length = int(line[15:])
         await self.reader.readexactly(length)
-        return status
+        return status, length
 
 
 class Client:
@@ -144,7 +170,7 @@ class Client:
         self._auth = f"Authorization: Bearer {token}\r\n\r\n".encode()
         self._open, self._limit = 0, limit
 
-    async def get(self, target: str) -> int:
+    async def get(self, target: str) -> tuple[int, int]:
         if self._free.empty() and self._open < self._limit:
             self._open += 1
             try:
@@ -155,13 +181,13 @@ class Client:
         else:
             conn = await self._free.get()
         try:
-            status = await asyncio.wait_for(conn.get(target, self._auth), 10)
+            answer = await asyncio.wait_for(conn.get(target, self._auth), 10)
         except (OSError, asyncio.IncompleteReadError, TimeoutError, ValueError):
             self._open -= 1
             conn.writer.close()
             raise
         self._free.put_nowait(conn)
-        return status
+        return answer
 
 
 def _quantiles(values: list[float]) -> str:
@@ -170,10 +196,48 @@ def _quantiles(values: list[float]) -> str:
             f"p99={q[98] * 1000:6.1f} ms  max={max(values) * 1000:6.1f} ms")  # fmt: skip
 
 
+async def _open_loop(
+    client: Client, requests: list[tuple[str, str]], rate: float
+) -> tuple[dict[str, list[float]], int]:
+    """Request k is issued at t0 + k/rate whatever happened to the earlier ones, and its
+    latency runs from that scheduled time (waiting for a connection counts), so a stalled
+    server cannot hide its queue (no coordinated omission). A request counts as an error
+    unless it answers 200 with a non-empty body. Returns latencies by kind and the errors."""
+    lat: dict[str, list[float]] = {"list": [], "detail": []}
+    errors = 0
+
+    async def one(kind: str, url: str, due: float) -> None:
+        nonlocal errors
+        try:
+            status, length = await client.get(url)
+            ok = status == 200 and length > 0
+        except (OSError, asyncio.IncompleteReadError, TimeoutError, ValueError):
+            ok = False  # counted, and its latency (up to the timeout) kept
+        lat[kind].append(time.perf_counter() - due)
+        if not ok:
+            errors += 1
+
+    # only the unfinished are held: 4,000 done tasks kept to the end would grow this
+    # process's heap and trigger the collector's full passes inside the measurement
+    running: set[asyncio.Task[None]] = set()
+    t0 = time.perf_counter() + 0.1
+    for k, (kind, url) in enumerate(requests):
+        due = t0 + k / rate
+        delay = due - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        task = asyncio.create_task(one(kind, url, due))
+        running.add(task)
+        task.add_done_callback(running.discard)
+    while running:
+        await asyncio.gather(*running)
+    return lat, errors
+
+
 async def load(port: int, ids: list[str], rate: float, seconds: float, concurrency: int) -> None:
-    """Open loop: request k is issued at t0 + k/rate whatever happened to the earlier ones,
-    and its latency runs from that scheduled time (waiting for a connection counts), so a
-    stalled server cannot hide its queue (no coordinated omission)."""
+    """Unloaded (sequential) latency, then a short unmeasured run at ``rate`` (the server's
+    database pool opens the connections the load needs and prepares each statement on
+    them, as any server running a while has), then the measured open-loop run."""
     from services.incidents.api.auth import create_token
 
     token = create_token(SECRET, "bench", ["viewer"], now=datetime.now(UTC))
@@ -189,37 +253,28 @@ async def load(port: int, ids: list[str], rate: float, seconds: float, concurren
         idle[kind].append(time.perf_counter() - started)
     for kind, values in idle.items():
         print(f"  unloaded {kind:6s} (sequential) {_quantiles(values)}")
-    lat: dict[str, list[float]] = {"list": [], "detail": []}
-    errors = 0
-
-    async def one(kind: str, url: str, due: float) -> None:
-        nonlocal errors
-        try:
-            ok = await client.get(url) == 200
-        except (OSError, asyncio.IncompleteReadError, TimeoutError, ValueError):
-            ok = False  # counted, and its latency (up to the timeout) kept
-        lat[kind].append(time.perf_counter() - due)
-        if not ok:
-            errors += 1
-
+    warm_rng = random.Random(13)  # its own, so the measured requests stay the same
+    _, warm_errors = await _open_loop(
+        client, [_request(k, warm_rng, ids) for k in range(int(rate * WARM_S))], rate
+    )
     total = int(rate * seconds)
+    requests = [_request(k, rng, ids) for k in range(total)]
+    # this process's own start-up objects out of its collector's full passes, so the load
+    # generator does not stall and charge its pauses to the server (the server does the same)
+    gc.collect()
+    gc.freeze()
     load_before = os.getloadavg()[0]
-    cpu_before = _server_cpu()
-    t0 = time.perf_counter() + 0.1
-    tasks = []
-    for k in range(total):
-        due = t0 + k / rate
-        delay = due - time.perf_counter()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        kind, url = _request(k, rng, ids)
-        tasks.append(asyncio.create_task(one(kind, url, due)))
-    await asyncio.gather(*tasks)
-    elapsed = time.perf_counter() - t0
+    cpu_before, pg_before, own_before = _server_cpu(), await _postgres_cpu(), time.process_time()
+    started = time.perf_counter()
+    lat, errors = await _open_loop(client, requests, rate)
+    elapsed = time.perf_counter() - started
     cpu = _server_cpu() - cpu_before
+    pg_cpu = await _postgres_cpu() - pg_before
+    own = time.process_time() - own_before
     print(f"{total} requests scheduled at {rate:.0f}/s, done in {elapsed:.1f} s "
-          f"({total / elapsed:.0f} req/s), errors {errors}; server CPU "
-          f"{cpu / total * 1000:.2f} ms/request; load average {load_before:.1f} -> "
+          f"({total / elapsed:.0f} req/s), errors {errors + warm_errors}; CPU per request: "
+          f"server {cpu / total * 1000:.2f} ms, PostgreSQL {pg_cpu / total * 1000:.2f} ms, "
+          f"client {own / total * 1000:.2f} ms; load average {load_before:.1f} -> "
           f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")  # fmt: skip
     for kind, values in lat.items():
         print(f"  {kind:6s} n={len(values):5d} {_quantiles(values)}")
@@ -231,12 +286,28 @@ _SERVER_PID = 0
 
 def _server_cpu() -> float:
     """CPU seconds the server process has used (Linux /proc; 0 elsewhere)."""
+    return _process_cpu(_SERVER_PID)
+
+
+def _process_cpu(pid: int) -> float:
     try:
-        with open(f"/proc/{_SERVER_PID}/stat", encoding="ascii") as f:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as f:
             fields = f.read().rsplit(")", 1)[1].split()
     except OSError:
         return 0.0
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def _postgres_cpu() -> float:
+    """CPU seconds used so far by the PostgreSQL backends serving the bench database (they
+    run on this machine when the server is local; 0 where /proc cannot see them)."""
+    url = make_url(_db_url()).set(drivername="postgresql", database="postgres")
+    conn = await asyncpg.connect(url.render_as_string(hide_password=False))
+    try:
+        pids = await conn.fetch("SELECT pid FROM pg_stat_activity WHERE datname = $1", DATABASE)
+    finally:
+        await conn.close()
+    return sum(_process_cpu(r["pid"]) for r in pids)
 
 
 def _request(k: int, rng: random.Random, ids: list[str]) -> tuple[str, str]:

@@ -15,6 +15,7 @@ from services.common.db import create_engine, session_factory
 from services.common.logging import configure_logging
 from services.common.serving import HttpServer, not_started, retry_until_stopped, stop_on_signals
 from services.incidents.api.app import create_app, session_check
+from services.incidents.api.heap import settle_after_startup
 from services.incidents.api.settings import ApiSettings
 from services.incidents.entrypoints.service import IncidentsService
 from services.incidents.settings import IncidentsSettings
@@ -37,9 +38,11 @@ async def serve_incidents(settings: IncidentsSettings, *, loops: bool, api: bool
             service.readiness.add("consumer", not_started)  # until start() adds its own
             await retry_until_stopped(service.start, stop, "incidents start", undo=service.stop)
             if not stop.is_set():
+                _settle(http)
                 await service.run_forever(stop)
         else:
             await retry_until_stopped(service.load_topology, stop, "topology load")
+            _settle(http)
             await stop.wait()
     finally:
         await service.stop()
@@ -48,6 +51,13 @@ async def serve_incidents(settings: IncidentsSettings, *, loops: bool, api: bool
             await http.close()
         await engine.dispose()
         log.info("incidents stopped")
+
+
+def _settle(http: HttpServer | None) -> None:
+    # start-up done (topology and state loaded): keep the collector's full passes, which
+    # would walk all of it, from stalling API requests (see services.incidents.api.heap)
+    if http is not None:
+        settle_after_startup()
 
 
 def _api_server(
