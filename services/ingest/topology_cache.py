@@ -7,6 +7,7 @@ before the first load, so a change committed between the two is not missed.
 
 from __future__ import annotations
 
+import gc
 import uuid
 from collections.abc import Awaitable, Callable
 
@@ -68,6 +69,13 @@ class TopologyCache:
             topology = await self._load(uow.session)
         self.current = topology
         self.locations = Locations(topology).prime()
+        # The topology and its memo live until the next reload, and a full collection walked
+        # them all (a million objects for 100,000 meters) every few batches: a sixth of the
+        # service's CPU. Frozen objects are skipped by the cyclic GC (they hold no cycles;
+        # reference counting still frees the old version after the next reload). Young
+        # garbage is collected first so none of it is frozen with them.
+        gc.collect(1)
+        gc.freeze()
         self._stale = False
         self.reloads += 1
         log.info(

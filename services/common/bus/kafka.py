@@ -159,7 +159,9 @@ class KafkaProducer:
     callback and a pure-Python murmur2 per message, most of a producing service's CPU.
     Partitions are chosen exactly as aiokafka's default partitioner does (murmur2 of the
     key over all partitions; a random one for key None), and each partition's messages are
-    appended in the caller's order, so one key's messages keep their order.
+    appended in the caller's order, so one key's messages keep their order. Concurrent
+    ``send`` calls queue their messages one call after the other, in the order the calls
+    were made (a FIFO lock), so a caller may pipeline sends without reordering a key.
     """
 
     def __init__(self, bootstrap: str, client_id: str, timeout_s: float) -> None:
@@ -170,6 +172,7 @@ class KafkaProducer:
         self._retiring: set[asyncio.Task[None]] = set()
         self._stopped = False
         self._key_hash: dict[bytes, int] = {}  # key → murmur2 & 0x7fffffff (bounded)
+        self._enqueue_lock = asyncio.Lock()
 
     async def start(self) -> None:
         client = AIOKafkaProducer(
@@ -192,26 +195,40 @@ class KafkaProducer:
     async def send(self, messages: Sequence[OutMessage]) -> None:
         if self._stopped:
             raise BusError("producer is stopped")
-        if self._client is None:
-            await self.start()
-        client = self._client
-        assert client is not None
+        deadline = asyncio.get_running_loop().time() + self._timeout_s
+        # Queue everything first so the batch travels in few requests, then wait for every
+        # acknowledgement. Under the lock also the (re)start, so concurrent sends after a
+        # failure share one new client.
+        async with self._enqueue_lock:
+            if self._client is None:
+                await self.start()
+            client = self._client
+            assert client is not None
+            try:
+                async with asyncio.timeout_at(deadline):
+                    futures = await self._enqueue(client, messages)
+            except (KafkaError, TimeoutError) as exc:
+                raise self._failed(client, len(messages), exc) from exc
         try:
-            async with asyncio.timeout(self._timeout_s):
-                # Queue everything first so the batch travels in few requests, then wait for
-                # every acknowledgement.
-                await asyncio.gather(*await self._enqueue(client, messages))
+            async with asyncio.timeout_at(deadline):
+                await asyncio.gather(*futures)
         except (KafkaError, TimeoutError) as exc:
-            log.warning("bus.producer_send_failed", error=repr(exc), client_id=self._client_id)
-            self._client = None
-            # Stop the wedged client in the background so the caller learns of the failure
-            # within its timeout; stopping a client whose broker is gone can take as long.
-            task = asyncio.create_task(
-                shutdown_step(client.stop(), self._timeout_s, "producer stop")
-            )
-            self._retiring.add(task)
-            task.add_done_callback(self._retiring.discard)
-            raise BusError(f"send of {len(messages)} messages failed: {exc!r}") from exc
+            raise self._failed(client, len(messages), exc) from exc
+
+    def _failed(self, client: AIOKafkaProducer, count: int, exc: BaseException) -> BusError:
+        """Retire ``client`` after a failed send (once, if concurrent sends on it fail)."""
+        log.warning("bus.producer_send_failed", error=repr(exc), client_id=self._client_id)
+        error = BusError(f"send of {count} messages failed: {exc!r}")
+        stop = client.stop
+        if self._client is not client:
+            return error  # a concurrent send on the same client failed first and retired it
+        self._client = None
+        # Stop the wedged client in the background so the caller learns of the failure
+        # within its timeout; stopping a client whose broker is gone can take as long.
+        task = asyncio.create_task(shutdown_step(stop(), self._timeout_s, "producer stop"))
+        self._retiring.add(task)
+        task.add_done_callback(self._retiring.discard)
+        return error
 
     async def _enqueue(
         self, client: AIOKafkaProducer, messages: Sequence[OutMessage]
