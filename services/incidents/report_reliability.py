@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date, timedelta, tzinfo
+from datetime import date, datetime, timedelta, tzinfo
 from typing import Any
 
 import sqlalchemy as sa
@@ -27,7 +27,8 @@ from services.incidents.report_interruptions import (
     momentary_event_rows,
     overlapping,
 )
-from services.incidents.report_rollup_sums import rollup_group_sums
+from services.incidents.report_lanes import Lanes, tune
+from services.incidents.report_rollup_sums import BaseSums, rollup_base, rollup_group_sums
 from services.incidents.report_rollups import rollup_daily_saidi, whole_hour_zone
 from services.incidents.report_sql import (
     Dialect,
@@ -102,6 +103,51 @@ async def med_context(
         history, local_day(period.start, tz), years=years, beta_multiplier=beta_multiplier
     )
     return MedContext(served, daily, threshold, major_event_days(daily, threshold))
+
+
+def _midnight_between(start: datetime, end: datetime, tz: tzinfo) -> datetime:
+    """A local midnight near the middle of [start, end) (``end`` when none lies inside):
+    splitting a day history there keeps every local day in one half."""
+    middle = local_midnight(local_day(start + (end - start) / 2, tz), tz)
+    return middle if start < middle < end else end
+
+
+async def _rollup_med_round(
+    lanes: Lanes,
+    period: Period,
+    tz: tzinfo,
+    group_by: str,
+    *,
+    served: int,
+    years: int,
+    beta_multiplier: float,
+) -> tuple[MedContext, BaseSums]:
+    """``med_context`` from the roll-ups, beside the roll-up sums that need no MED: the
+    daily SAIDI history (the larger part) is read in two halves, one per connection."""
+    first = await first_interruption_before(lanes.session, period.start)
+    start = local_day(period.start, tz)
+    since = period.start if first is None else max(
+        first, local_midnight(_years_before(start, years), tz)
+    )
+    middle = _midnight_between(since, period.start, tz)
+
+    async def main(s: AsyncSession) -> tuple[dict[date, float], dict[date, float]]:
+        history = await rollup_daily_saidi(s, since, middle, period.start, served, tz)
+        daily = await rollup_daily_saidi(s, period.start, period.end, period.end, served, tz)
+        return history, daily
+
+    async def side(s: AsyncSession) -> tuple[dict[date, float], BaseSums]:
+        history = await rollup_daily_saidi(s, middle, period.start, period.start, served, tz)
+        return history, await rollup_base(s, period, group_by)
+
+    (early, daily), (late, base) = await lanes.both(main, side)
+    history = (
+        SaidiHistory()
+        if first is None
+        else SaidiHistory(daily_saidi={**early, **late}, first_day=local_day(first, tz))
+    )
+    threshold = med_threshold(history, start, years=years, beta_multiplier=beta_multiplier)
+    return MedContext(served, daily, threshold, major_event_days(daily, threshold)), base
 
 
 def _n(flag: ColumnElement[bool]) -> ColumnElement[Any]:
@@ -311,27 +357,28 @@ async def reliability_report_sql(
     if rollups is None:
         since = period.start - timedelta(days=366 * med_history_years + 2)
         rollups = whole_hour_zone(tz, since, period.end)
-    if Dialect.of(session).postgres:
-        # For this transaction only: JIT compilation costs more than it saves on these
-        # sub-second scans, and the per-customer grouping must not spill to disk.
-        await session.execute(sa.text("SET LOCAL jit = off"))
-        await session.execute(sa.text("SET LOCAL work_mem = '64MB'"))
+    lanes = Lanes(session)  # decided before this report's own transaction begins
+    await tune(session)
     served = await _served(session, group_by)
-    ctx = await med_context(
-        session,
-        period,
-        tz,
-        served=sum(n for n, _areas in served.values()),
-        years=med_history_years,
-        beta_multiplier=med_beta_multiplier,
-        rollups=rollups,
-    )
-    med_set = frozenset(ctx.days)
+
+    total_served = sum(n for n, _areas in served.values())
+    med_set: frozenset[date]
     if rollups:
+        # The MED threshold beside the whole-month sums, which need no MED.
+        ctx, round_one = await _rollup_med_round(
+            lanes, period, tz, group_by, served=total_served, years=med_history_years,
+            beta_multiplier=med_beta_multiplier,
+        )  # fmt: skip
+        med_set = frozenset(ctx.days)
         base, excl, events = await rollup_group_sums(
-            session, period, group_by, cemi_n, ctx.days, tz
+            lanes, round_one, period, group_by, cemi_n, ctx.days, tz
         )
     else:
+        ctx = await med_context(
+            session, period, tz, served=total_served, years=med_history_years,
+            beta_multiplier=med_beta_multiplier,
+        )  # fmt: skip
+        med_set = frozenset(ctx.days)
         on_med = in_local_days(I.c.start, ctx.days, tz)
         base, excl = await _group_sums(session, period, group_by, cemi_n, on_med)
         events = await _event_counts(session, period, group_by, ctx.days, tz)

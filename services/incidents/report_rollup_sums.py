@@ -5,7 +5,7 @@ Every interruption that overlaps the period falls in exactly one class:
   rows between each period bound and its nearest month start (``split_months``); the ones
   that end after the period lose their minutes past the end (raw rows found through
   ``report_hours.max_end``); for the without-MED sums the closed rows starting on a MED are
-  taken away (raw rows of those days);
+  taken away (whole hours from ``report_hours``, the cut ends of a MED row by row);
 - open, or starting before the period and still running at its start: raw rows measured
   exactly as ``report_reliability._per_customer`` measures them.
 Per customer (customers interrupted, CEMI_n) the same split runs on
@@ -13,10 +13,15 @@ Per customer (customers interrupted, CEMI_n) the same split runs on
 The result equals ``report_reliability._group_sums``. MAIFIe events are the momentary rows
 less those chained to an earlier one (``report_momentary_chained``), which equals
 ``report_interruptions.momentary_event_rows``.
+
+Two rounds: ``rollup_base`` (whole months and strips) needs no MED, so it runs while the
+MED threshold is found; ``rollup_group_sums`` then reads the rest, with the per-customer
+grouping on a second connection where ``report_lanes`` allows.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from typing import Any
 
@@ -25,18 +30,19 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
 from services.incidents.report_interruptions import I, measures
+from services.incidents.report_lanes import Lanes
+from services.incidents.report_rollup_customers import customer_sums
 from services.incidents.report_rollups import (
     US_PER_MIN,
+    ceil_hour,
     first_hour_ending_after,
     floor_hour,
     in_ranges,
-    report_customer_months,
-    report_customer_quarters,
+    report_hours,
     report_momentary_chained,
     report_months,
     rollup_key,
     split_months,
-    split_quarters,
 )
 from services.incidents.report_sql import (
     Dialect,
@@ -77,14 +83,88 @@ def _select(key: ColumnElement[Any], **values: ColumnElement[Any]) -> sa.Select[
     return sa.select(key.label("key"), *cols)
 
 
-async def _raw_pieces(
-    session: AsyncSession,
+def _strips(dialect: Dialect, period: Period, group_by: str) -> sa.Select[Any] | None:
+    """Closed rows between each period bound and its nearest month start, signed; the
+    without-MED columns take the same values (the MED pieces take MED rows out)."""
+    split = split_months(period.start, period.end)
+    if not (split.plus or split.minus):
+        return None
+    m = measures(dialect, period)
+    unplanned, planned = sa.not_(I.c.planned), I.c.planned
+    sus, psus = sa.and_(m.sustained, unplanned), sa.and_(m.sustained, planned)
+    mom = sa.and_(sa.not_(m.sustained), unplanned)  # closed rows: momentary = not sustained
+    key = group_key_expr(group_by, I)
+    sign = sa.case((in_ranges(I.c.start, split.plus), 1), else_=-1)
+    full = {
+        "ci": sa.func.sum(_n(sus, sign)), "cmi": sa.func.sum(_n(sus, sign * m.duration)),
+        "pci": sa.func.sum(_n(psus, sign)), "pcmi": sa.func.sum(_n(psus, sign * m.duration)),
+        "mom": sa.func.sum(_n(mom, sign)), "rows": sa.func.sum(sign),
+    }  # fmt: skip
+    both = {**full, "ci_x": full["ci"], "cmi_x": full["cmi"], "mom_x": full["mom"]}
+    strips = in_ranges(I.c.start, split.plus + split.minus)
+    return _select(key, **both).where(I.c.end.is_not(None), strips).group_by(key)
+
+
+@dataclass(frozen=True, slots=True)
+class EdgeHours:
+    """Where the rows running past the period end, and into it from before, start."""
+
+    past_end_from: datetime | None
+    live_from: datetime | None
+
+
+async def edge_hours(session: AsyncSession, period: Period) -> EdgeHours:
+    """The earliest hours whose closed rows may end after the period (past its end) or
+    at or after its start (running into it), from ``report_hours.max_end``."""
+    ps, pe = period.start, period.end
+    return EdgeHours(
+        await first_hour_ending_after(session, floor_hour(ps), pe, pe, inclusive=False),
+        await first_hour_ending_after(session, _EPOCH, ps, ps, inclusive=True),
+    )
+
+
+def _med_hours(
+    group_by: str, med_inside: list[tuple[datetime, datetime]]
+) -> tuple[sa.Select[Any] | None, list[tuple[datetime, datetime]]]:
+    """The closed rows starting in the whole UTC hours of the MEDs (cut to the period), to
+    take out of the without-MED sums, from ``report_hours``; and the partial hours left
+    at the cut ends, to read row by row."""
+    whole: list[tuple[datetime, datetime]] = []
+    partial: list[tuple[datetime, datetime]] = []
+    for lo, hi in med_inside:
+        h0, h1 = ceil_hour(lo), floor_hour(hi)
+        if h0 < h1:
+            whole.append((h0, h1))
+            partial += [(a, b) for a, b in ((lo, h0), (h1, hi)) if a < b]
+        else:
+            partial.append((lo, hi))
+    if not whole:
+        return None, partial
+    h = report_hours
+    key = rollup_key(group_by, h)
+    piece = (
+        _select(
+            key,
+            ci_x=-sa.func.sum(h.c.sustained_n),
+            cmi_x=-sa.func.sum(h.c.sustained_us) / US_PER_MIN,
+            mom_x=-sa.func.sum(h.c.momentary_n),
+        )
+        .where(in_ranges(h.c.hour, whole))
+        .group_by(key)
+    )
+    return piece, partial
+
+
+def _med_pieces(
+    dialect: Dialect,
     period: Period,
     group_by: str,
+    edges: EdgeHours,
     med: list[tuple[datetime, datetime]],
     med_inside: list[tuple[datetime, datetime]],
 ) -> list[sa.Select[Any]]:
-    dialect = Dialect.of(session)
+    """The pieces that depend on the MEDs: rows past the period end, rows open or running
+    into the period, and the closed rows starting on a MED (out of the without-MED sums)."""
     m = measures(dialect, period)
     unplanned, planned = sa.not_(I.c.planned), I.c.planned
     sus, psus = sa.and_(m.sustained, unplanned), sa.and_(m.sustained, planned)
@@ -92,24 +172,10 @@ async def _raw_pieces(
     key = group_key_expr(group_by, I)
     ps, pe = period.start, period.end
     closed = I.c.end.is_not(None)
-    split = split_months(ps, pe)
-    on_med = in_ranges(I.c.start, med)
-    off = sa.not_(on_med)
+    off = sa.not_(in_ranges(I.c.start, med))  # whole MED days, also before the period
     pieces: list[sa.Select[Any]] = []
-    # Closed rows between each period bound and its nearest month start, signed.
-    if split.plus or split.minus:
-        sign = sa.case((in_ranges(I.c.start, split.plus), 1), else_=-1)
-        full = {
-            "ci": sa.func.sum(_n(sus, sign)), "cmi": sa.func.sum(_n(sus, sign * m.duration)),
-            "pci": sa.func.sum(_n(psus, sign)), "pcmi": sa.func.sum(_n(psus, sign * m.duration)),
-            "mom": sa.func.sum(_n(mom, sign)), "rows": sa.func.sum(sign),
-        }  # fmt: skip
-        both = {**full, "ci_x": full["ci"], "cmi_x": full["cmi"], "mom_x": full["mom"]}
-        strips = in_ranges(I.c.start, split.plus + split.minus)
-        pieces.append(_select(key, **both).where(closed, strips).group_by(key))
     # Closed rows starting in the period and ending after it: their minutes past the end.
-    lo = await first_hour_ending_after(session, floor_hour(ps), pe, pe, inclusive=False)
-    if lo is not None:
+    if edges.past_end_from is not None:
         past = m.duration - m.clipped
         pieces.append(
             _select(
@@ -117,16 +183,15 @@ async def _raw_pieces(
                 cmi=sa.func.sum(_n(sus, -past)), pcmi=sa.func.sum(_n(psus, -past)),
                 cmi_x=sa.func.sum(_n(sa.and_(sus, off), -past)),
             )  # fmt: skip
-            .where(closed, I.c.start >= ts(max(lo, utc(ps))), I.c.start < ts(pe))
-            .where(I.c.end > ts(pe))
+            .where(closed, I.c.start >= ts(max(edges.past_end_from, utc(ps))))
+            .where(I.c.start < ts(pe), I.c.end > ts(pe))
             .group_by(key)
         )
     # Open rows and rows running into the period from before it, measured exactly.
-    early = await first_hour_ending_after(session, _EPOCH, ps, ps, inclusive=True)
     live = sa.and_(I.c.end.is_(None), I.c.start < ts(pe))
-    if early is not None:
-        live = sa.or_(live, sa.and_(closed, I.c.start >= ts(early), I.c.start < ts(ps),
-                                    I.c.end >= ts(ps)))  # fmt: skip
+    if edges.live_from is not None:
+        live = sa.or_(live, sa.and_(closed, I.c.start >= ts(edges.live_from),
+                                    I.c.start < ts(ps), I.c.end >= ts(ps)))  # fmt: skip
     inside_sus = sa.and_(sus, m.inside)
     mom_live = sa.and_(sa.not_(m.sustained), m.inside, unplanned, m.momentary)
     clip_sus, clip_psus = _n(sus, m.clipped), _n(psus, m.clipped)
@@ -143,15 +208,19 @@ async def _raw_pieces(
         .where(live)
         .group_by(key)
     )
-    # Closed rows starting on a MED (in the period): out of the without-MED sums.
-    if med_inside:
+    # Closed rows starting on a MED (in the period): out of the without-MED sums; whole
+    # hours from the hour roll-up, the cut ends of a MED row by row.
+    hours, partial = _med_hours(group_by, med_inside)
+    if hours is not None:
+        pieces.append(hours)
+    if partial:
         pieces.append(
             _select(
                 key,
                 ci_x=sa.func.sum(_n(sus, -1)), cmi_x=sa.func.sum(_n(sus, -m.duration)),
                 mom_x=sa.func.sum(_n(mom, -1)),
             )  # fmt: skip
-            .where(closed, in_ranges(I.c.start, med_inside))
+            .where(closed, in_ranges(I.c.start, partial))
             .group_by(key)
         )
     return pieces
@@ -176,55 +245,6 @@ def _month_piece(period: Period, group_by: str) -> sa.Select[Any] | None:
     )
 
 
-def _customer_counts(
-    dialect: Dialect, period: Period, group_by: str, med: list[tuple[datetime, datetime]]
-) -> sa.Subquery:
-    """Per group and customer: unplanned sustained interruptions starting in the period
-    (n) and those not starting on a MED (nx)."""
-    m = measures(dialect, period)
-    sus = sa.and_(m.sustained, sa.not_(I.c.planned))
-    key = group_key_expr(group_by, I).label("key")
-    split = split_months(period.start, period.end)
-    on_med = in_ranges(I.c.start, med)
-    parts: list[sa.Select[Any]] = []
-    if split.months is not None:
-        quarters, months = split_quarters(*split.months)
-        for t, column, ranges in (
-            (report_customer_quarters, "quarter", [quarters] if quarters else []),
-            (report_customer_months, "month", months),
-        ):
-            if ranges:
-                parts.append(
-                    sa.select(rollup_key(group_by, t).label("key"), t.c.customer_id,
-                              t.c.sustained_n.label("n"), t.c.sustained_n.label("nx"))
-                    .where(in_ranges(t.c[column], ranges))
-                )  # fmt: skip
-    closed = I.c.end.is_not(None)
-    if split.plus or split.minus:
-        sign = sa.case((in_ranges(I.c.start, split.plus), 1), else_=-1)
-        parts.append(
-            sa.select(key, I.c.customer_id, sign.label("n"), sign.label("nx"))
-            .where(closed, sus, in_ranges(I.c.start, split.plus + split.minus))
-        )
-    parts.append(
-        sa.select(key, I.c.customer_id, sa.literal(1).label("n"),
-                  _n(sa.not_(on_med)).label("nx"))
-        .where(I.c.end.is_(None), I.c.start >= ts(period.start), I.c.start < ts(period.end))
-        .where(sus)
-    )  # fmt: skip
-    if med:
-        parts.append(
-            sa.select(key, I.c.customer_id, sa.literal(0).label("n"), sa.literal(-1).label("nx"))
-            .where(closed, sus, on_med)
-        )
-    u = sa.union_all(*parts).subquery("counted")
-    return (
-        sa.select(u.c.key, sa.func.sum(u.c.n).label("n"), sa.func.sum(u.c.nx).label("nx"))
-        .group_by(u.c.key, u.c.customer_id)
-        .subquery("per_customer")
-    )
-
-
 async def _chained(
     session: AsyncSession, period: Period, group_by: str, med: list[tuple[datetime, datetime]]
 ) -> dict[str, tuple[int, int]]:
@@ -240,56 +260,92 @@ async def _chained(
     return {r.key: (int(r.n), int(r.nx or 0)) for r in rows}
 
 
+Sums = dict[str, dict[str, float]]
+Customers = dict[str, tuple[int, int, int, int]]
+
+
+async def _sum_pieces(session: AsyncSession, pieces: list[sa.Select[Any]]) -> Sums:
+    if not pieces:
+        return {}
+    u = sa.union_all(*pieces).subquery("pieces")
+    rows = await session.execute(
+        sa.select(u.c.key, *(sa.func.sum(u.c[c]).label(c) for c in _COLUMNS)).group_by(u.c.key)
+    )
+    return {r.key: {c: r._mapping[c] or 0 for c in _COLUMNS} for r in rows}
+
+
+@dataclass(frozen=True, slots=True)
+class BaseSums:
+    """What needs no MED: the whole months and the strips beside them, summed per group,
+    and where the rows crossing the period bounds start."""
+
+    sums: Sums
+    edges: EdgeHours
+
+
+async def rollup_base(session: AsyncSession, period: Period, group_by: str) -> BaseSums:
+    """The first round of the roll-up path (independent of the MED threshold)."""
+    dialect = Dialect.of(session)
+    pieces = [p for p in (_strips(dialect, period, group_by), _month_piece(period, group_by))
+              if p is not None]  # fmt: skip
+    sums = await _sum_pieces(session, pieces)
+    return BaseSums(sums, await edge_hours(session, period))
+
+
 async def rollup_group_sums(
-    session: AsyncSession,
+    lanes: Lanes,
+    base: BaseSums,
     period: Period,
     group_by: str,
     cemi_n: int,
     med_days: list[date],
     tz: tzinfo,
-) -> tuple[dict[str, dict[str, float]], dict[str, dict[str, float]], dict[str, tuple[int, int]]]:
+) -> tuple[Sums, Sums, dict[str, tuple[int, int]]]:
     """Per group: the sums with every interruption, and without those starting on MEDs;
-    and the MAIFIe momentary events (all, not on a MED)."""
+    and the MAIFIe momentary events (all, not on a MED). The per-customer grouping (CEMI_n,
+    CAIFI) runs in two customer shards on two connections where ``report_lanes`` allows."""
     med, med_inside = _med_ranges(med_days, tz), _med_ranges(med_days, tz, period)
-    pieces = await _raw_pieces(session, period, group_by, med, med_inside)
-    month = _month_piece(period, group_by)
-    if month is not None:
-        pieces.append(month)
-    u = sa.union_all(*pieces).subquery("pieces")
-    rows = await session.execute(
-        sa.select(u.c.key, *(sa.func.sum(u.c[c]).label(c) for c in _COLUMNS)).group_by(u.c.key)
-    )
-    base: dict[str, dict[str, float]] = {}
-    excl: dict[str, dict[str, float]] = {}
-    for r in rows:
-        v = r._mapping
+
+    shards = 2 if lanes.parallel else 1
+
+    async def main(s: AsyncSession) -> tuple[Customers, dict[str, tuple[int, int]]]:
+        customers = await customer_sums(s, period, group_by, cemi_n, med_inside, (0, shards))
+        return customers, await _chained(s, period, group_by, med)
+
+    async def side(s: AsyncSession) -> tuple[Sums, Customers]:
+        pieces = _med_pieces(Dialect.of(s), period, group_by, base.edges, med, med_inside)
+        more = await _sum_pieces(s, pieces)
+        if shards == 1:
+            return more, {}
+        return more, await customer_sums(s, period, group_by, cemi_n, med_inside, (1, 2))
+
+    (customers, chained), (more, other_shard) = await lanes.both(main, side)
+    for key, counts in other_shard.items():
+        mine = customers.get(key, (0, 0, 0, 0))
+        customers[key] = (mine[0] + counts[0], mine[1] + counts[1], mine[2] + counts[2],
+                          mine[3] + counts[3])  # fmt: skip
+    totals: Sums = {}
+    for part in (base.sums, more):
+        for key, values in part.items():
+            into = totals.setdefault(key, dict.fromkeys(_COLUMNS, 0))
+            for c in _COLUMNS:
+                into[c] += values[c]
+    out: Sums = {}
+    excl: Sums = {}
+    for key, v in totals.items():
         if not v["rows"]:
             continue  # no interruption of this group overlaps the period
-        base[r.key] = {c: v[c] or 0 for c in ("ci", "cmi", "pci", "pcmi", "mom")}
-        excl[r.key] = {**base[r.key], **{c: v[c + "_x"] or 0 for c in ("ci", "cmi", "mom")}}
-    pc = _customer_counts(Dialect.of(session), period, group_by, med_inside)
-    rows = await session.execute(
-        sa.select(
-            pc.c.key,
-            sa.func.sum(_n(pc.c.n > 0)).label("interrupted"),
-            sa.func.sum(_n(pc.c.n > cemi_n)).label("cemi"),
-            sa.func.sum(_n(pc.c.nx > 0)).label("interrupted_x"),
-            sa.func.sum(_n(pc.c.nx > cemi_n)).label("cemi_x"),
-        ).group_by(pc.c.key)
-    )
-    for r in rows:
-        if r.key not in base:
-            continue
-        for target, suffix in ((base, ""), (excl, "_x")):
-            sums = target[r.key]
-            sums["interrupted"] = int(r._mapping["interrupted" + suffix] or 0)
-            sums["cemi"] = int(r._mapping["cemi" + suffix] or 0)
-    chained = await _chained(session, period, group_by, med)
+        out[key] = {c: v[c] for c in ("ci", "cmi", "pci", "pcmi", "mom")}
+        excl[key] = {**out[key], **{c: v[c + "_x"] for c in ("ci", "cmi", "mom")}}
+    for key, (interrupted, cemi, interrupted_x, cemi_x) in customers.items():
+        if key in out:
+            out[key].update(interrupted=interrupted, cemi=cemi)
+            excl[key].update(interrupted=interrupted_x, cemi=cemi_x)
     events: dict[str, tuple[int, int]] = {}
-    for key, sums in base.items():
+    for key, sums in out.items():
         n, nx = chained.get(key, (0, 0))
         events[key] = (int(sums["mom"]) - n, int(excl[key]["mom"]) - nx)
-    return base, excl, events
+    return out, excl, events
 
 
-__all__ = ["SUMS", "in_local_days", "rollup_group_sums"]
+__all__ = ["SUMS", "BaseSums", "in_local_days", "rollup_base", "rollup_group_sums"]
