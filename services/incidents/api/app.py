@@ -23,6 +23,7 @@ from services.common.health import Readiness, health_router
 from services.common.policy import Policy, load_policy
 from services.incidents.api.auth import TokenVerifier
 from services.incidents.api.context import ApiContext
+from services.incidents.api.fast_reads import FastReads
 from services.incidents.api.input_guard import RejectNul
 from services.incidents.api.observability import RequestMetrics
 from services.incidents.api.pg_reads import ReadPool
@@ -127,6 +128,7 @@ def create_app(
     verifier: TokenVerifier | None = None,
     sse_poll_s: float = 0.5,
     dashboard_token: str | None = None,
+    fast_reads: bool = True,
 ) -> FastAPI:
     """The API app.
 
@@ -134,7 +136,9 @@ def create_app(
     outages; without it those answer 503. ``readiness`` / ``registry`` let a serving process
     share its checks and metrics; without them the app checks the database and keeps its
     own registry. ``dashboard_token`` is embedded in the ``/dashboard`` page so it works
-    without a login (the demo); without it the page asks for a token."""
+    without a login (the demo); without it the page asks for a token. ``fast_reads=False``
+    leaves the incident list and detail to their routes alone (see ``api.fast_reads``;
+    the tests compare both)."""
     ctx = ApiContext(
         settings=settings,
         sessions=sessions,
@@ -173,6 +177,9 @@ def create_app(
     for module in (*routers, feeders, dashboard):
         app.include_router(module.router)
     app.include_router(health_router(readiness, registry))
+    if fast_reads:  # innermost: NUL guard and metrics still see these requests
+        app.add_middleware(FastReads, list_route=incidents.list_route,
+                           detail_route=incidents.detail_route)  # fmt: skip
     app.add_middleware(RejectNul)
     app.add_middleware(RequestMetrics, registry=registry)
 

@@ -138,6 +138,16 @@ def domain_error_response(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+def unavailable_response(request: Request, exc: BaseException) -> JSONResponse:
+    """The 503 problem for a database that is busy (pool exhausted) or unreachable."""
+    # back-pressure, not a server bug: a warning, and the client is told to retry
+    log.warning("database unavailable", path=request.url.path, error=type(exc).__name__)
+    return problem_response(
+        request, 503, "database_unavailable", "the database is busy or unreachable; retry",
+        headers={"Retry-After": "1"},
+    )  # fmt: skip
+
+
 def install_problem_handlers(app: FastAPI, domain_errors: Iterable[type[Exception]] = ()) -> None:
     """Render every error of ``app`` as problem+json."""
 
@@ -165,12 +175,7 @@ def install_problem_handlers(app: FastAPI, domain_errors: Iterable[type[Exceptio
         return domain_error_response(request, exc)
 
     async def on_database_unavailable(request: Request, exc: Exception) -> JSONResponse:
-        # pool exhausted or database unreachable: back-pressure, not a server bug
-        log.warning("database unavailable", path=request.url.path, error=type(exc).__name__)
-        return problem_response(
-            request, 503, "database_unavailable", "the database is busy or unreachable; retry",
-            headers={"Retry-After": "1"},
-        )  # fmt: skip
+        return unavailable_response(request, exc)
 
     async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
         # the traceback as plain text: rendering it with locals can take seconds per error
