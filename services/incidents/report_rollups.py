@@ -15,6 +15,7 @@ nearest month start, and reads open and boundary-crossing rows directly
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from typing import Any
@@ -139,9 +140,19 @@ def split_quarters(
     return (q0, q1), [(a, b) for a, b in ((m0, q0), (q1, m1)) if a < b]
 
 
-def whole_hour_zone(tz: tzinfo, start: datetime, end: datetime) -> bool:
-    """Whether every local day boundary in [start, end] is a UTC hour (so an hour bucket
-    lies in one local day): the zone's offset is whole hours all along."""
+@functools.lru_cache(maxsize=256)
+def _whole_hour_year(tz: tzinfo, year: int) -> bool:
+    """Whether ``tz`` keeps a whole-hour offset at every UTC midnight of ``year``."""
+    t = datetime(year, 1, 1, tzinfo=UTC)
+    while t.year == year:
+        offset = t.astimezone(tz).utcoffset() or timedelta(0)
+        if offset.total_seconds() % 3600:
+            return False
+        t += timedelta(days=1)
+    return True
+
+
+def _whole_hour_days(tz: tzinfo, start: datetime, end: datetime) -> bool:
     t = utc(start)
     last = utc(end)
     while True:
@@ -151,6 +162,22 @@ def whole_hour_zone(tz: tzinfo, start: datetime, end: datetime) -> bool:
         if t >= last:
             return True
         t = min(t + timedelta(days=1), last)
+
+
+def whole_hour_zone(tz: tzinfo, start: datetime, end: datetime) -> bool:
+    """Whether every local day boundary in [start, end] is a UTC hour (so an hour bucket
+    lies in one local day): the zone's offset is whole hours all along.
+
+    Decided a year at a time and remembered per zone (five years of days cost
+    milliseconds per report otherwise); a year with a fractional offset somewhere, or a
+    zone that cannot be a cache key, is checked day by day over the range."""
+    s, e = utc(start), utc(end)
+    try:
+        if all(_whole_hour_year(tz, y) for y in range(s.year, e.year + 1)):
+            return _whole_hour_days(tz, s, s) and _whole_hour_days(tz, e, e)
+    except TypeError:  # an unhashable tzinfo
+        pass
+    return _whole_hour_days(tz, s, e)
 
 
 def in_ranges(column: ColumnElement[Any], ranges: list[tuple[datetime, datetime]]) -> Any:

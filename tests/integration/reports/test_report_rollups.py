@@ -23,6 +23,7 @@ from services.common.migrate import migrate, migrate_engine
 from services.common.policy import Policy, load_policy
 from services.incidents import orm
 from services.incidents.report_data import reliability_from_records
+from services.incidents.report_lanes import Lanes
 from services.incidents.report_reliability import reliability_report_sql
 from services.incidents.report_rollups import report_customer_months, report_months
 from services.incidents.reports.policy_settings import ReportSettings
@@ -226,3 +227,68 @@ async def build_fast(
         rs1_targets=settings.rs1_targets, med_beta_multiplier=settings.med_beta_multiplier,
         med_history_years=settings.med_history_years,
     )  # fmt: skip
+
+
+LANES_DATABASE = "outagedesk_report_lanes"
+
+
+@pytest.fixture(scope="module")
+def lanes_url(pg_url: str) -> str:
+    """A database of its own holding a committed history (other connections see it)."""
+
+    async def build() -> str:
+        admin = make_url(pg_url).set(drivername="postgresql", database="postgres")
+        conn = await asyncpg.connect(admin.render_as_string(hide_password=False), timeout=10)
+        try:
+            await conn.execute(f'drop database if exists "{LANES_DATABASE}" with (force)')
+            await conn.execute(f'create database "{LANES_DATABASE}"')
+        finally:
+            await conn.close()
+        url = make_url(pg_url).set(database=LANES_DATABASE).render_as_string(
+            hide_password=False
+        )
+        await migrate(url)
+        engine = create_engine(url)
+        try:
+            async with AsyncSession(engine) as s, s.begin():
+                rows = await _generated_history(s, seed=21)
+                await _edit(s, rows, seed=22)
+        finally:
+            await engine.dispose()
+        return url
+
+    return asyncio.run(build())
+
+
+class TestReportLanes:
+    @pytest.mark.parametrize("group_by", ["all", "area", "feeder"])
+    async def test_two_connections_give_the_row_wise_report(
+        self, lanes_url: str, policy: Policy, group_by: str
+    ) -> None:
+        engine = create_engine(lanes_url)
+        try:
+            storm_seen = False
+            for period in PERIODS:
+                async with AsyncSession(engine) as s:
+                    assert Lanes(s).parallel  # fresh and engine-bound: the two-lane path
+                    fast = await _report(s, period, group_by, policy, rollups=True)
+                async with AsyncSession(engine) as s:
+                    slow = await _report(s, period, group_by, policy, rollups=False)
+                assert_same(fast, slow)
+                storm_seen |= "2026-06-10" in fast["med"]["days"]
+            assert storm_seen
+        finally:
+            await engine.dispose()
+
+    async def test_a_session_in_a_transaction_keeps_to_its_own_connection(
+        self, lanes_url: str
+    ) -> None:
+        engine = create_engine(lanes_url)
+        try:
+            async with AsyncSession(engine) as s:
+                await s.execute(sa.text("SELECT 1"))
+                assert not Lanes(s).parallel  # its uncommitted writes would be missed
+        finally:
+            await engine.dispose()
+        async with AsyncSession(bind=None) as unbound:
+            assert not Lanes(unbound).parallel
