@@ -38,7 +38,11 @@ async def tune(session: AsyncSession) -> None:
 
 
 class Lanes:
-    """The report's session, and a second one on the same engine when that is safe."""
+    """The report's session, and a second one on the same engine when that is safe.
+
+    Use as ``async with Lanes(session) as lanes``: the second session (one connection,
+    one read-only transaction for every ``both`` of the report) is closed on leaving.
+    """
 
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
@@ -49,11 +53,20 @@ class Lanes:
             if isinstance(bind, AsyncEngine) and fresh and Dialect.of(session).postgres
             else None
         )
+        self._side: AsyncSession | None = None
 
     @property
     def parallel(self) -> bool:
         """Whether ``both`` runs its second part on another connection."""
         return self.engine is not None
+
+    async def __aenter__(self) -> Lanes:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        side, self._side = self._side, None
+        if side is not None:
+            await side.close()  # rolls its read-only transaction back
 
     async def both(
         self,
@@ -63,7 +76,7 @@ class Lanes:
         """``first`` on the report's session and ``second`` beside it; both results."""
         if self.engine is None:
             return await first(self.session), await second(self.session)
-        side = asyncio.ensure_future(self._side(second))
+        side = asyncio.ensure_future(self._run_side(second))
         try:
             a = await first(self.session)
         except BaseException:
@@ -72,8 +85,9 @@ class Lanes:
             raise
         return a, await side
 
-    async def _side(self, part: Callable[[AsyncSession], Awaitable[B]]) -> B:
-        assert self.engine is not None
-        async with AsyncSession(self.engine) as side, side.begin():
-            await tune(side)
-            return await part(side)
+    async def _run_side(self, part: Callable[[AsyncSession], Awaitable[B]]) -> B:
+        if self._side is None:
+            assert self.engine is not None
+            self._side = AsyncSession(self.engine)
+            await tune(self._side)  # begins the side transaction
+        return await part(self._side)

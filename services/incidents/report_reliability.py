@@ -357,31 +357,32 @@ async def reliability_report_sql(
     if rollups is None:
         since = period.start - timedelta(days=366 * med_history_years + 2)
         rollups = whole_hour_zone(tz, since, period.end)
-    lanes = Lanes(session)  # decided before this report's own transaction begins
-    await tune(session)
-    served = await _served(session, group_by)
+    # Decided before this report's own transaction begins.
+    async with Lanes(session) as lanes:
+        await tune(session)
+        served = await _served(session, group_by)
 
-    total_served = sum(n for n, _areas in served.values())
-    med_set: frozenset[date]
-    if rollups:
-        # The MED threshold beside the whole-month sums, which need no MED.
-        ctx, round_one = await _rollup_med_round(
-            lanes, period, tz, group_by, served=total_served, years=med_history_years,
-            beta_multiplier=med_beta_multiplier,
-        )  # fmt: skip
-        med_set = frozenset(ctx.days)
-        base, excl, events = await rollup_group_sums(
-            lanes, round_one, period, group_by, cemi_n, ctx.days, tz
-        )
-    else:
-        ctx = await med_context(
-            session, period, tz, served=total_served, years=med_history_years,
-            beta_multiplier=med_beta_multiplier,
-        )  # fmt: skip
-        med_set = frozenset(ctx.days)
-        on_med = in_local_days(I.c.start, ctx.days, tz)
-        base, excl = await _group_sums(session, period, group_by, cemi_n, on_med)
-        events = await _event_counts(session, period, group_by, ctx.days, tz)
+        total_served = sum(n for n, _areas in served.values())
+        med_set: frozenset[date]
+        if rollups:
+            # The MED threshold beside the whole-month sums, which need no MED.
+            ctx, round_one = await _rollup_med_round(
+                lanes, period, tz, group_by, served=total_served, years=med_history_years,
+                beta_multiplier=med_beta_multiplier,
+            )  # fmt: skip
+            med_set = frozenset(ctx.days)
+            base, excl, events = await rollup_group_sums(
+                lanes, round_one, period, group_by, cemi_n, ctx.days, tz
+            )
+        else:
+            ctx = await med_context(
+                session, period, tz, served=total_served, years=med_history_years,
+                beta_multiplier=med_beta_multiplier,
+            )  # fmt: skip
+            med_set = frozenset(ctx.days)
+            on_med = in_local_days(I.c.start, ctx.days, tz)
+            base, excl = await _group_sums(session, period, group_by, cemi_n, on_med)
+            events = await _event_counts(session, period, group_by, ctx.days, tz)
     med_iso = [d.isoformat() for d in ctx.days]
     groups_out: list[dict[str, Any]] = []
     for key in sorted(set(base) | set(events) | set(served)):
