@@ -155,7 +155,7 @@ async def ingest(bootstrap: str, prefix: str, topology: Topology, n: int, batch:
     settings = IngestSettings(ingest_group_id=f"ingest-bench-{uuid.uuid4()}",
                               ingest_topic_prefix=prefix, consumer_batch_size=batch,
                               ingest_poll_timeout_s=1.0, ingest_metrics_port=0)
-    bus = KafkaBus(bootstrap)
+    bus = KafkaBus(bootstrap, fetch_max_wait_ms=settings.ingest_fetch_max_wait_ms)
     service = IngestService(settings, bus, session_factory(engine), WallClock(),
                             load_topology=load)
     await service.start()

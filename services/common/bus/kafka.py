@@ -64,13 +64,19 @@ class KafkaBus:
         heartbeat_interval_ms: int = 1000,
         session_timeout_ms: int = 10_000,
         metadata_max_age_ms: int = 5_000,
+        fetch_max_wait_ms: int = 500,
     ) -> None:
+        """``fetch_max_wait_ms`` bounds the broker's long poll on partitions with nothing
+        new. Other requests of a consumer (``lag``'s end offsets) share the connection and
+        queue behind that poll, so a consumer that asks for its lag after every batch while
+        some subscribed topics are quiet waits up to this long each time."""
         self._bootstrap = bootstrap_servers
         self._timeout_s = timeout_s
         self._consumer_options = {
             "heartbeat_interval_ms": heartbeat_interval_ms,
             "session_timeout_ms": session_timeout_ms,
             "metadata_max_age_ms": metadata_max_age_ms,
+            "fetch_max_wait_ms": fetch_max_wait_ms,
         }
         self._open: list[KafkaProducer | KafkaConsumer] = []
 

@@ -29,7 +29,11 @@ async def serve_ingest(settings: IngestSettings) -> None:
     log.info("ingest settings", **settings.masked())
     stop = stop_on_signals()
     engine = create_engine(settings.database_url)
-    bus = KafkaBus(settings.kafka_bootstrap_servers, settings.kafka_timeout_s)
+    bus = KafkaBus(
+        settings.kafka_bootstrap_servers,
+        settings.kafka_timeout_s,
+        fetch_max_wait_ms=settings.ingest_fetch_max_wait_ms,
+    )
     service = IngestService(settings, bus, session_factory(engine), WallClock())
     service.readiness.add("database", database_check(engine))
     http = None
