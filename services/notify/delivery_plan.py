@@ -75,8 +75,17 @@ class Planner:
         self._slots = RateSlots(round_s)
         self._opt_in = frozenset({"crew_on_site"}) if crew_on_site_opt_in_default else frozenset()
 
-    def plan(self, rows: Sequence[Any], ctx: SendContext, claimed_at: datetime) -> Plans:
-        """Decide every claimed job of a round (``claimed_at`` = the round's now)."""
+    def plan(
+        self,
+        rows: Sequence[Any],
+        ctx: SendContext,
+        claimed_at: datetime,
+        prepaid: dict[str, float] | None = None,
+    ) -> Plans:
+        """Decide every claimed job of a round (``claimed_at`` = the round's now).
+        ``prepaid``: tokens per channel already taken from the buckets for this round,
+        spent first (what is left is the caller's to give back)."""
+        paid = prepaid if prepaid is not None else {}
         now = claimed_at
         topology = self._topology()
         plans = Plans()
@@ -114,7 +123,9 @@ class Planner:
             assert plan.channel is not None
             assert plan.address is not None
             bucket = self._buckets.get(plan.channel)
-            if bucket is not None and not bucket.try_acquire():
+            if paid.get(plan.channel, 0.0) >= 1:
+                paid[plan.channel] -= 1
+            elif bucket is not None and not bucket.try_acquire():
                 at = self._slots.next_slot(plan.channel, bucket)
                 plans.immediate.append(release(row, claimed_at, at, "rate_limited"))
                 continue

@@ -16,6 +16,15 @@ One round (:meth:`Sender.send_due`):
    escalations. Outcomes that arrive while a commit runs go in the next one, so a message
    waits at most about one commit between the gateway's answer and its own commit.
 
+:meth:`Sender.run_due` pipelines rounds: while one round's messages are on their way and
+its outcomes are being committed, the next round is claimed, re-checked and started as
+soon as the token buckets hold a round's worth (at most ``pipeline`` rounds in flight),
+so the gateway sees a steady stream at the configured rate rather than bursts separated by
+the claim and commit of every round. A job whose customer has a job in a round still in
+flight is not planned yet but released for ``round_s`` (not an attempt): its re-check
+(already told, throttle) must see that round's committed outcome, exactly as if the rounds
+had run one after another.
+
 A sender that dies between a gateway's answer and that commit leaves the job ``sending``;
 once the lease ends another round claims and sends it again: the one admitted duplicate.
 """
@@ -23,9 +32,11 @@ once the lease ends another round claims and sends it again: the one admitted du
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections import Counter
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -49,7 +60,13 @@ from services.notify.domain.decisions import NotifyPolicy
 from services.notify.domain.model import JobKey
 from services.notify.domain.retry import RetryPolicy
 from services.notify.domain.token_bucket import TokenBucket
-from services.notify.outcomes import BeforeCommit, Outcome, OutcomeWriter, sent_or_failed
+from services.notify.outcomes import (
+    BeforeCommit,
+    Outcome,
+    OutcomeWriter,
+    release,
+    sent_or_failed,
+)
 from services.notify.queue_repository import QueueRepository
 from services.notify.repository import FAMILY_LIMIT, Baseline, StateRepository, from_db
 
@@ -65,6 +82,11 @@ MIN_ROUND_S = 0.1
 # a crash re-sends messages the gateway already accepted (each at most once).
 GROUP_SIZE = 100
 GROUP_LINGER_S = 0.02
+# One run_due starts rounds for at most this long (wall time), then lets its rounds finish.
+RUN_DUE_MAX_S = 2.0
+# Rounds claimed (and re-checked) at once: the next round's database round trips overlap
+# the last one's, so their latency does not stall the stream.
+CLAIMS_AT_ONCE = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +98,7 @@ class SenderConfig:
     throttle: timedelta = timedelta(minutes=30)
     crew_on_site_opt_in_default: bool = False
     round_s: float = MIN_ROUND_S  # pacing grid for rate-limited jobs (demo: coarser)
+    pipeline: int = 4  # rounds being claimed or sent at once (1: one round at a time)
 
 
 class Sender:
@@ -110,6 +133,8 @@ class Sender:
         self._operators = operators
         self._writer = OutcomeWriter(sessions, before_commit, on_committed, on_cancelled)
         self.commit_windows_s: list[float] = []  # gateway answer → its commit, per message
+        self._busy: Counter[str] = Counter()  # customers with a job in a round in flight
+        self._slots: asyncio.Semaphore | None = None  # sends in flight, over all rounds
         self.sent = 0
         self.reclaimed = 0
 
@@ -122,24 +147,69 @@ class Sender:
         return int(min(self.config.batch_size, math.floor(best)))
 
     async def send_due(self, now: datetime | None = None) -> int:
-        """Send what is due at ``now`` (default: the clock); the number of jobs claimed."""
-        now = now or self._clock.now()
-        limit = self._claim_limit()
-        if limit <= 0:
+        """One whole round at ``now`` (default: the clock): claim, re-check, send and record;
+        the number of jobs claimed."""
+        started = await self._start_round(now)
+        if started is None:
             return 0
+        claimed, work = started
+        await work
+        return claimed
+
+    async def _start_round(
+        self, now: datetime | None = None
+    ) -> tuple[int, Coroutine[Any, Any, None]] | None:
+        """Claim and plan a round; (jobs claimed, the round's sending and recording) or None
+        when nothing was due. The round takes the tokens it may need before claiming, so
+        two rounds can be claimed at once without overdrawing the buckets."""
+        limit = self._claim_limit()
+        if limit <= 0:  # (another round took the tokens): nothing to do, but jobs may be due
+            return 0, _nothing()
+        # Pay for the round now: the buckets refill while it is claimed and re-checked,
+        # instead of overflowing with tokens set aside for it. Unused ones go back.
+        prepaid = {
+            name: bucket.take_up_to(limit)
+            for name, bucket in self._buckets.items()
+            if name in self._channels
+        }
+        try:
+            return await self._claim_and_plan(now or self._clock.now(), limit, prepaid)
+        finally:
+            for name, left in prepaid.items():
+                if left > 0:
+                    self._buckets[name].give_back(left)
+
+    async def _claim_and_plan(
+        self, now: datetime, limit: int, prepaid: dict[str, float]
+    ) -> tuple[int, Coroutine[Any, Any, None]] | None:
         async with UnitOfWork(self._sessions) as uow:
             rows = await QueueRepository(uow.session).claim(now, limit, self.config.lease)
             await uow.commit()
         if not rows:
-            return 0
+            return None
         reclaimed = sum(1 for r in rows if r.status == "sending")
         if reclaimed:
             self.reclaimed += reclaimed
             log.warning("re-sending jobs whose sender died (lease over)", jobs=reclaimed)
-        ctx = await self._load(rows)
-        plans = self._planner.plan(rows, ctx, now)
-        await self._send_and_record(plans.immediate, plans.dispatches, plans.escalations)
-        return len(rows)
+        later = now + timedelta(seconds=self.config.round_s)
+        held = [release(r, now, later, "customer_in_flight") for r in rows
+                if r.customer_id in self._busy]  # fmt: skip
+        if held:
+            rows = [r for r in rows if r.customer_id not in self._busy]
+        customers = {r.customer_id for r in rows}
+        self._busy.update(customers)
+        try:
+            ctx = await self._load(rows) if rows else SendContext()
+            plans = self._planner.plan(rows, ctx, now, prepaid)
+        except BaseException:
+            self._busy.subtract(customers)
+            self._busy += Counter()  # drop the zero counts
+            raise
+        plans.immediate.extend(held)
+        work = self._send_and_record(
+            plans.immediate, plans.dispatches, plans.escalations, customers
+        )
+        return len(rows) + len(held), work
 
     async def _load(self, rows: Sequence[Any]) -> SendContext:
         customers = sorted({r.customer_id for r in rows})
@@ -159,12 +229,27 @@ class Sender:
         return ctx
 
     async def _send_and_record(
+        self,
+        immediate: list[Outcome],
+        dispatches: list[Dispatch],
+        escalations: list[Escalation],
+        customers: set[str],
+    ) -> None:
+        try:
+            await self._send_and_record_round(immediate, dispatches, escalations)
+        finally:
+            self._busy.subtract(customers)
+            self._busy += Counter()  # drop the zero counts
+
+    async def _send_and_record_round(
         self, immediate: list[Outcome], dispatches: list[Dispatch], escalations: list[Escalation]
     ) -> None:
         queue: asyncio.Queue[Outcome | None] = asyncio.Queue()
         for outcome in immediate:
             queue.put_nowait(outcome)
-        semaphore = asyncio.Semaphore(self.config.concurrency)
+        if self._slots is None:
+            self._slots = asyncio.Semaphore(self.config.concurrency)
+        semaphore = self._slots
 
         async def deliver(d: Dispatch) -> None:
             async with semaphore:
@@ -239,17 +324,97 @@ class Sender:
             return await QueueRepository(uow.session).next_due()
 
     async def run_due(self) -> datetime | None:
-        """Send everything due now; then the next wake-up: the earliest due job, or, when
-        jobs wait for tokens, the time the buckets hold a round's worth again."""
-        while await self.send_due():
-            pass
+        """Send everything due now, rounds pipelined (see the module docstring); then the
+        next wake-up: the earliest due job, or, when jobs wait for tokens, the time the
+        buckets hold a round's worth again. Starts no new round after ``RUN_DUE_MAX_S`` of
+        wall time, so a long backlog does not keep the caller's loop (topology refresh,
+        stop) waiting."""
+        until = time.monotonic() + RUN_DUE_MAX_S
+        async with asyncio.TaskGroup() as group:
+            claiming: set[asyncio.Task[Any]] = set()
+            sending: set[asyncio.Task[Any]] = set()
+            exhausted = False  # a claim found nothing due: start no more rounds
+            while True:
+                if (
+                    not exhausted
+                    and time.monotonic() < until
+                    and self._may_claim(claiming, sending)
+                ):
+                    claiming.add(group.create_task(self._start_round()))
+                    await asyncio.sleep(0)  # let it take its tokens
+                    continue
+                if not claiming and (exhausted or not sending or time.monotonic() >= until):
+                    break
+                more = not exhausted and time.monotonic() < until  # may start rounds later
+                for done in await self._wait(claiming | sending, tokens=more):
+                    if done in sending:
+                        sending.discard(done)
+                        continue
+                    claiming.discard(done)
+                    if done.cancelled() or done.exception() is not None:
+                        continue  # the task group raises a failed round's error
+                    started = done.result()
+                    if started is None:
+                        exhausted = True
+                    else:
+                        sending.add(group.create_task(started[1]))
         nxt = await self.next_due()
         now = self._clock.now()
         if nxt is None or nxt > now:
             return nxt
-        refills = [
-            b.available_at(min(b.capacity, max(1.0, b.rate * self.config.round_s)))
+        refill = self._refill_at(self._round_size())
+        return max(now, refill) if refill is not None else now
+
+    def _round_size(self) -> int:
+        """A pipelined round's jobs: ``round_s`` of the fastest limited channel's tokens."""
+        sizes = [
+            min(b.capacity, max(1.0, b.rate * self.config.round_s))
             for name, b in self._buckets.items()
             if name in self._channels
         ]
-        return max(now, min(refills)) if refills else now
+        return int(min(self.config.batch_size, max(sizes))) if sizes else self.config.batch_size
+
+    def _refill_at(self, tokens: float) -> datetime | None:
+        """When some channel's bucket holds ``tokens`` (at most its capacity); None when no
+        channel is limited."""
+        times = [
+            b.available_at(min(b.capacity, tokens))
+            for name, b in self._buckets.items()
+            if name in self._channels
+        ]
+        return min(times) if times else None
+
+    def _refill_for_round(self) -> datetime | None:
+        """When the buckets will hold a round's worth (None: no channel is limited)."""
+        return self._refill_at(self._round_size())
+
+    def _may_claim(self, claiming: set[asyncio.Task[Any]], sending: set[asyncio.Task[Any]]) -> bool:
+        """Start claiming another round now? At most ``CLAIMS_AT_ONCE`` claims and
+        ``pipeline`` rounds in flight; while others run, only once the buckets hold a
+        round's worth (alone, whatever they hold, as a single round always did)."""
+        if len(claiming) >= CLAIMS_AT_ONCE or len(claiming) + len(sending) >= self.config.pipeline:
+            return False
+        limit = self._claim_limit()
+        return limit >= self._round_size() or (limit > 0 and not claiming and not sending)
+
+    async def _wait(self, tasks: set[asyncio.Task[Any]], *, tokens: bool) -> set[asyncio.Task[Any]]:
+        """Until one of ``tasks`` finishes or (``tokens``) the buckets hold a round's
+        worth; the finished tasks."""
+        waiters: set[asyncio.Future[Any]] = set(tasks)
+        sleeper = None
+        refill = self._refill_for_round() if tokens else None
+        if refill is not None and len(tasks) < self.config.pipeline:
+            sleeper = asyncio.ensure_future(self._clock.sleep_until(refill))
+            waiters.add(sleeper)
+        try:
+            done, _ = await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+            return {t for t in tasks if t in done}
+        finally:
+            if sleeper is not None and not sleeper.done():
+                sleeper.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await sleeper
+
+
+async def _nothing() -> None:
+    """The work of a round that found no tokens."""

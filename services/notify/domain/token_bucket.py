@@ -50,6 +50,20 @@ class TokenBucket:
             return True
         return False
 
+    def take_up_to(self, n: float) -> float:
+        """Take as many whole tokens as there are now, at most ``n``; how many were taken
+        (a sender paying for a round before it knows which jobs it will send)."""
+        self._refill()
+        taken = float(max(0, min(int(n), int(self._tokens))))
+        self._tokens -= taken
+        return taken
+
+    def give_back(self, n: float) -> None:
+        """Return unused tokens taken by :meth:`take_up_to` (the bucket stays within its
+        capacity)."""
+        self._refill()
+        self._tokens = min(self.capacity, self._tokens + n)
+
     def available_at(self, n: float = 1.0) -> datetime:
         """The earliest time ``n`` tokens will be available (now when they already are)."""
         now = self._refill()

@@ -123,6 +123,7 @@ class NotifyService:
                 throttle=timedelta(minutes=n.throttle_min),
                 crew_on_site_opt_in_default=n.crew_on_site_opt_in_default,
                 round_s=settings.notify_sender_round_s,
+                pipeline=settings.notify_sender_pipeline,
             ),
             operators=(operators, url) if operators is not None and url else None,
             before_commit=before_commit, on_committed=self._wake_relay,
