@@ -9,10 +9,14 @@ Then times ``build_report`` for the whole year by feeder (aim ≤ 1 s) and for J
 area (aim ≤ 300 ms; 11 months of history feed its Major Event Day threshold).
 
     python bench/reports_bench.py [--database-url URL] [--runs 5] [--reuse] [--compare]
+                                  [--phases]
 
 Closed interruptions are read from the roll-up tables that triggers keep (migration
-incidents_0006); ``--reuse`` migrates the existing database first, which backfills them
-once. ``--compare`` also times the row-wise SQL path and checks both give the same report.
+incidents_0006); ``--reuse`` migrates the existing database first (backfilling them once,
+adding the report_hours history index of incidents_0008) and vacuums the roll-ups so
+index-only scans work. ``--compare`` also times the row-wise SQL path and checks both give
+the same report. ``--phases`` prints each statement of the last run of each case with its
+wall time and connection (the report runs two connections side by side on PostgreSQL).
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import asyncpg
+from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -183,9 +188,60 @@ def _differences(a: Any, b: Any, path: str = "$") -> list[str]:
     return [] if a == b else [path]
 
 
-async def _time(url: str, runs: int, compare: bool) -> None:
+ROLLUPS = (
+    "incidents.report_hours, incidents.report_months, incidents.report_customer_months, "
+    "incidents.report_customer_quarters, incidents.report_momentary_chained"
+)
+
+
+async def _vacuum_rollups(url: str) -> None:
+    """Set the visibility map of the roll-ups (a migration's backfill or new index leaves
+    it to autovacuum) so the report's index-only scans do not visit the heap."""
+    plain = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+    conn = await asyncpg.connect(plain, timeout=10, command_timeout=3600)
+    try:
+        await conn.execute(f"vacuum analyze {ROLLUPS}")
+    finally:
+        await conn.close()
+
+
+class _Phases:
+    """Each statement's start, wall time and connection, from engine events."""
+
+    def __init__(self) -> None:
+        self.rows: list[tuple[float, float, int, str]] = []
+        self.t0 = time.perf_counter()
+
+    def attach(self, engine: Any) -> None:
+        sync = engine.sync_engine
+
+        @event.listens_for(sync, "before_cursor_execute")
+        def _before(conn: Any, _c: Any, _s: str, _p: Any, _x: Any, _m: bool) -> None:
+            conn.info["began"] = time.perf_counter()
+
+        @event.listens_for(sync, "after_cursor_execute")
+        def _after(conn: Any, _c: Any, statement: str, _p: Any, _x: Any, _m: bool) -> None:
+            began = conn.info.pop("began", time.perf_counter())
+            text = " ".join(statement.split())
+            self.rows.append((began - self.t0, time.perf_counter() - began, id(conn), text))
+
+    def reset(self) -> None:
+        self.rows.clear()
+        self.t0 = time.perf_counter()
+
+    def show(self) -> None:
+        lanes: dict[int, int] = {}
+        for at, took, conn, text in self.rows:
+            lane = lanes.setdefault(conn, len(lanes))
+            print(f"    +{at * 1000:6.1f} ms  {took * 1000:6.1f} ms  lane {lane}  {text[:90]}")  # noqa: T201
+
+
+async def _time(url: str, runs: int, compare: bool, phases: bool) -> None:
     policy = load_policy()
     engine = create_engine(url)
+    log = _Phases()
+    if phases:
+        log.attach(engine)
     try:
         cases = (
             ("year by feeder", YEAR_START, YEAR_END, "feeder", 1.0),
@@ -195,6 +251,7 @@ async def _time(url: str, runs: int, compare: bool) -> None:
             times = []
             report: dict[str, Any] = {}
             for _ in range(runs):
+                log.reset()
                 async with AsyncSession(engine) as session:
                     began = time.perf_counter()
                     report = await build_report(
@@ -208,6 +265,8 @@ async def _time(url: str, runs: int, compare: bool) -> None:
                 f"{len(report['groups'])} groups, MEDs {report['med']['days']}, "
                 f"{first['key']}: SAIFI {first['saifi']:.3f} SAIDI {first['saidi']:.1f} min"
             )
+            if phases:
+                log.show()
             if compare:
                 async with AsyncSession(engine) as session:
                     began = time.perf_counter()
@@ -228,6 +287,9 @@ def main() -> None:
     parser.add_argument(
         "--compare", action="store_true", help="also time the row-wise path, check equality"
     )
+    parser.add_argument(
+        "--phases", action="store_true", help="print the last run's statements and times"
+    )
     args = parser.parse_args()
     url = make_url(args.database_url).set(database=DATABASE).render_as_string(
         hide_password=False
@@ -241,8 +303,9 @@ def main() -> None:
     else:
         began = time.perf_counter()
         asyncio.run(migrate(url))  # the first time: creates and backfills the roll-ups
-        print(f"migrated in {time.perf_counter() - began:.1f} s")  # noqa: T201
-    asyncio.run(_time(url, args.runs, args.compare))
+        asyncio.run(_vacuum_rollups(url))
+        print(f"migrated and vacuumed in {time.perf_counter() - began:.1f} s")  # noqa: T201
+    asyncio.run(_time(url, args.runs, args.compare, args.phases))
 
 
 if __name__ == "__main__":

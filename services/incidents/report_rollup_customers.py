@@ -113,12 +113,6 @@ async def customer_sums(
     the customers in ``shard`` (see ``in_shard``)."""
     dialect = Dialect.of(session)
     pc = _customer_counts(dialect, period, group_by, med_inside, shard)
-    previous = None
-    if dialect.postgres:
-        # Both groupings hash (tens of thousands of customers, a few groups); sorting the
-        # per-customer rows by group key costs more. For this statement only.
-        previous = await session.scalar(sa.text("SELECT current_setting('enable_sort')"))
-        await session.execute(sa.text("SET LOCAL enable_sort = off"))
     rows = await session.execute(
         sa.select(
             pc.c.key,
@@ -128,10 +122,6 @@ async def customer_sums(
             sa.func.sum(_n(pc.c.nx > cemi_n)).label("cemi_x"),
         ).group_by(pc.c.key)
     )
-    if previous is not None:
-        await session.execute(
-            sa.text("SELECT set_config('enable_sort', :v, true)"), {"v": previous}
-        )
     return {
         r.key: (int(r.interrupted or 0), int(r.cemi or 0), int(r.interrupted_x or 0),
                 int(r.cemi_x or 0))
