@@ -63,6 +63,8 @@ class ReadPool:
         return self._dsn is not None
 
     async def _get(self) -> asyncpg.Pool:
+        if self._pool is not None:  # the common case, without the lock's round
+            return self._pool
         async with self._lock:
             if self._pool is None:
                 assert self._dsn is not None
