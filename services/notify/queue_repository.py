@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.common.outbox import outbox_table
 from services.notify import orm
-from services.notify.repository import chunks, from_db, to_db, upsert
+from services.notify.repository import chunks, from_db, in_list, to_db, upsert
 
 CLAIMABLE = ("pending", "retry", "sending")
 SCHEMA = "notify"
@@ -62,7 +62,7 @@ class QueueRepository:
         if rows:
             await self.session.execute(
                 update(t)
-                .where(t.c.id.in_([r.id for r in rows]))
+                .where(in_list(self.session, t.c.id, [r.id for r in rows]))
                 .values(status="sending", claimed_at=to_db(now),
                         next_attempt_at=to_db(now + lease))
             )  # fmt: skip
@@ -132,7 +132,8 @@ class QueueRepository:
         t = orm.last_message
         found: dict[str, Any] = {}
         for part in chunks(list(customers)):
-            for r in await self.session.execute(select(t).where(t.c.customer_id.in_(part))):
+            query = select(t).where(in_list(self.session, t.c.customer_id, part))
+            for r in await self.session.execute(query):
                 found[r.customer_id] = r
         return found
 
@@ -141,7 +142,7 @@ class QueueRepository:
         found: set[str] = set()
         for part in chunks(list(customers)):
             rows = await self.session.execute(select(t.c.customer_id).where(
-                t.c.customer_id.in_(part)))  # fmt: skip
+                in_list(self.session, t.c.customer_id, part)))  # fmt: skip
             found.update(r.customer_id for r in rows)
         return found
 

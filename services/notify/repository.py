@@ -15,7 +15,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import insert, or_, select
+from sqlalchemy import any_, bindparam, insert, or_, select
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -46,6 +47,15 @@ def upsert(session: AsyncSession, table: Any) -> Any:
     """The dialect's INSERT with ``on_conflict_do_*``."""
     dialect = session.get_bind().dialect.name
     return (pg_insert if dialect == "postgresql" else sqlite_insert)(table)
+
+
+def in_list(session: AsyncSession, column: Any, values: Sequence[Any]) -> Any:
+    """``column IN values``; on PostgreSQL ``column = ANY(:array)``: one bound array
+    instead of a parameter per value, which SQLAlchemy renders anew on every execution
+    (a sender round looks up hundreds of customers a few times)."""
+    if session.get_bind().dialect.name == "postgresql":
+        return column == any_(bindparam(None, list(values), type_=ARRAY(column.type)))
+    return column.in_(values)
 
 
 def chunks(items: Sequence[Any], size: int = CHUNK) -> Iterable[Sequence[Any]]:
@@ -210,7 +220,7 @@ class StateRepository:
         links: set[str] = set()
         query = select(t).where(t.c.incident_id.in_(ids))
         if customers is not None:
-            query = query.where(t.c.customer_id.in_(customers))
+            query = query.where(in_list(self.session, t.c.customer_id, customers))
         rows = await self.session.execute(query)
         for r in rows:
             started = from_db(r.started_at)
@@ -238,7 +248,7 @@ class StateRepository:
         t = orm.jobs
         query = select(*(t.c[c] for c in JOB_COLUMNS)).where(t.c.incident_id.in_(ids))
         if customers is not None:
-            query = query.where(t.c.customer_id.in_(customers))
+            query = query.where(in_list(self.session, t.c.customer_id, customers))
         return list((await self.session.execute(query)).all())
 
     async def save(self, state: IndexedNotifyState, base: Baseline) -> None:

@@ -182,50 +182,51 @@ class Sender:
     async def _claim_and_plan(
         self, now: datetime, limit: int, prepaid: dict[str, float]
     ) -> tuple[int, Coroutine[Any, Any, None]] | None:
+        # One transaction claims the round and reads what its re-check needs; it commits
+        # (the claim is durable) before any message goes out.
         async with UnitOfWork(self._sessions) as uow:
             rows = await QueueRepository(uow.session).claim(now, limit, self.config.lease)
-            await uow.commit()
-        if not rows:
-            return None
-        reclaimed = sum(1 for r in rows if r.status == "sending")
+            if not rows:
+                return None
+            reclaimed = sum(1 for r in rows if r.status == "sending")
+            later = now + timedelta(seconds=self.config.round_s)
+            held = [release(r, now, later, "customer_in_flight") for r in rows
+                    if r.customer_id in self._busy]  # fmt: skip
+            if held:
+                rows = [r for r in rows if r.customer_id not in self._busy]
+            customers = {r.customer_id for r in rows}
+            self._busy.update(customers)  # before any await: the next claim sees them
+            try:
+                ctx = await self._load(uow.session, rows) if rows else SendContext()
+                await uow.commit()
+                plans = self._planner.plan(rows, ctx, now, prepaid)
+            except BaseException:
+                self._busy.subtract(customers)
+                self._busy += Counter()  # drop the zero counts
+                raise
         if reclaimed:
             self.reclaimed += reclaimed
             log.warning("re-sending jobs whose sender died (lease over)", jobs=reclaimed)
-        later = now + timedelta(seconds=self.config.round_s)
-        held = [release(r, now, later, "customer_in_flight") for r in rows
-                if r.customer_id in self._busy]  # fmt: skip
-        if held:
-            rows = [r for r in rows if r.customer_id not in self._busy]
-        customers = {r.customer_id for r in rows}
-        self._busy.update(customers)
-        try:
-            ctx = await self._load(rows) if rows else SendContext()
-            plans = self._planner.plan(rows, ctx, now, prepaid)
-        except BaseException:
-            self._busy.subtract(customers)
-            self._busy += Counter()  # drop the zero counts
-            raise
         plans.immediate.extend(held)
         work = self._send_and_record(
             plans.immediate, plans.dispatches, plans.escalations, customers
         )
         return len(rows) + len(held), work
 
-    async def _load(self, rows: Sequence[Any]) -> SendContext:
+    async def _load(self, session: AsyncSession, rows: Sequence[Any]) -> SendContext:
         customers = sorted({r.customer_id for r in rows})
         ctx = SendContext()
-        async with UnitOfWork(self._sessions) as uow:
-            repo, queue = StateRepository(uow.session), QueueRepository(uow.session)
-            # All the round's incidents at once: a few queries per link level, not per job.
-            # Each seed keeps its own family budget.
-            seeds = sorted({r.incident_id for r in rows})
-            await repo.load_family(ctx.state, Baseline(), seeds, customers,
-                                   budget=FAMILY_LIMIT * len(seeds))  # fmt: skip
-            last = await queue.last_sent(customers)
-            ctx.last_sent = {c: at for c, r in last.items() if (at := from_db(r.at))}
-            ctx.opted_out = await queue.opted_out(customers)
-            pairs = [(r.incident_id, r.customer_id) for r in rows if r.stage == "outage_detected"]
-            ctx.escalations = await queue.pending_escalations(pairs) if pairs else set()
+        repo, queue = StateRepository(session), QueueRepository(session)
+        # All the round's incidents at once: a few queries per link level, not per job.
+        # Each seed keeps its own family budget.
+        seeds = sorted({r.incident_id for r in rows})
+        await repo.load_family(ctx.state, Baseline(), seeds, customers,
+                               budget=FAMILY_LIMIT * len(seeds))  # fmt: skip
+        last = await queue.last_sent(customers)
+        ctx.last_sent = {c: at for c, r in last.items() if (at := from_db(r.at))}
+        ctx.opted_out = await queue.opted_out(customers)
+        pairs = [(r.incident_id, r.customer_id) for r in rows if r.stage == "outage_detected"]
+        ctx.escalations = await queue.pending_escalations(pairs) if pairs else set()
         return ctx
 
     async def _send_and_record(

@@ -82,7 +82,11 @@ class KeepAliveTransport(httpx.AsyncBaseTransport):
         )  # fmt: skip
 
     async def exchange(
-        self, origin: Origin, data: bytes, method: str, connect_s: float | None,
+        self,
+        origin: Origin,
+        data: bytes,
+        method: str,
+        connect_s: float | None,
         read_s: float | None,
     ) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
         """Write one whole request (head and body, already encoded) and read its response:
@@ -96,7 +100,12 @@ class KeepAliveTransport(httpx.AsyncBaseTransport):
             except TimeoutError as exc:
                 conn.close()
                 raise httpx.ReadTimeout(str(exc) or "read timeout") from exc
-            except (OSError, asyncio.IncompleteReadError, ValueError) as exc:
+            except (
+                OSError,
+                asyncio.IncompleteReadError,
+                asyncio.LimitOverrunError,
+                ValueError,
+            ) as exc:
                 conn.close()
                 raise httpx.ReadError(repr(exc)) from exc
             except BaseException:
@@ -152,7 +161,9 @@ async def _read_response(
     """(status, headers, body, connection reusable) of the next response."""
     headers: list[tuple[bytes, bytes]] = []
     while True:
-        status_line = await reader.readuntil(b"\r\n")
+        # the whole head at once: one read per response, not one per header line
+        lines = (await reader.readuntil(b"\r\n\r\n")).split(b"\r\n")
+        status_line = lines[0]
         parts = status_line.split(b" ", 2)
         if len(parts) < 2 or not parts[0].startswith(b"HTTP/1."):
             raise ValueError(f"bad status line {status_line[:80]!r}")
@@ -160,7 +171,7 @@ async def _read_response(
         headers = []
         length: int | None = None
         chunked, keep = False, parts[0] == b"HTTP/1.1"
-        while (line := await reader.readuntil(b"\r\n")) != b"\r\n":
+        for line in lines[1:-2]:
             name, _, value = line.partition(b":")
             name, value = name.strip(), value.strip()
             headers.append((name, value))
