@@ -85,7 +85,12 @@ class FastReads:
                 scope["route"] = self._list_route
                 return Response(body, media_type="application/json")
             incident_id = path[len(DETAIL_PREFIX) :]
-            if not incident_id or "/" in incident_id or len(incident_id) > MAX_ID_LENGTH:
+            if (
+                not path.startswith(DETAIL_PREFIX)
+                or not incident_id
+                or "/" in incident_id
+                or len(incident_id) > MAX_ID_LENGTH
+            ):
                 return None
             async with ctx.reads.connection() as conn:
                 found = await pg_reads.detail_json(conn, incident_id)

@@ -121,6 +121,7 @@ class TestFastReadsMiddleware:
             ("/api/v1/incidents?unknown=1", viewer),
             ("/api/v1/incidents/NOPE", viewer), ("/api/v1/incidents/" + "X" * 101, viewer),
             (f"/api/v1/incidents/{ids[0]}/customers", viewer),
+            ("/api/v1/incidentsX" + ids[0], viewer),  # no route: not the detail of ids[0]
         ]  # fmt: skip
         for path, headers in answered + routed:
             passed_on.clear()
