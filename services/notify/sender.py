@@ -135,6 +135,7 @@ class Sender:
         self.commit_windows_s: list[float] = []  # gateway answer → its commit, per message
         self._busy: Counter[str] = Counter()  # customers with a job in a round in flight
         self._slots: asyncio.Semaphore | None = None  # sends in flight, over all rounds
+        self._rounds: set[asyncio.Task[None]] = set()  # rounds sending and recording
         self.sent = 0
         self.reclaimed = 0
 
@@ -324,47 +325,76 @@ class Sender:
         async with UnitOfWork(self._sessions) as uow:
             return await QueueRepository(uow.session).next_due()
 
-    async def run_due(self) -> datetime | None:
+    async def run_due(self, *, drain: bool = True) -> datetime | None:
         """Send everything due now, rounds pipelined (see the module docstring); then the
         next wake-up: the earliest due job, or, when jobs wait for tokens, the time the
-        buckets hold a round's worth again. Starts no new round after ``RUN_DUE_MAX_S`` of
-        wall time, so a long backlog does not keep the caller's loop (topology refresh,
-        stop) waiting."""
+        buckets hold a round's worth again.
+
+        Starts no new round after ``RUN_DUE_MAX_S`` of wall time, so a long backlog does
+        not keep the caller's loop (topology refresh, stop) waiting. ``drain=False`` (the
+        service's own loop) then returns at once, its rounds still sending, and the next
+        call carries on with them: no gap in the stream. Otherwise every round started has
+        been sent and recorded when it returns. A failed round's error is raised (in an
+        ``ExceptionGroup``) after the other rounds were cancelled."""
         until = time.monotonic() + RUN_DUE_MAX_S
-        async with asyncio.TaskGroup() as group:
-            claiming: set[asyncio.Task[Any]] = set()
-            sending: set[asyncio.Task[Any]] = set()
-            exhausted = False  # a claim found nothing due: start no more rounds
+        claiming: set[asyncio.Task[Any]] = set()
+        sending = self._rounds
+        exhausted = False  # a claim found nothing due: start no more rounds
+        try:
             while True:
+                self._reap()
                 if (
                     not exhausted
                     and time.monotonic() < until
                     and self._may_claim(claiming, sending)
                 ):
-                    claiming.add(group.create_task(self._start_round()))
+                    claiming.add(asyncio.create_task(self._start_round()))
                     await asyncio.sleep(0)  # let it take its tokens
                     continue
                 if not claiming and (exhausted or not sending or time.monotonic() >= until):
                     break
                 more = not exhausted and time.monotonic() < until  # may start rounds later
                 for done in await self._wait(claiming | sending, tokens=more):
-                    if done in sending:
-                        sending.discard(done)
-                        continue
+                    if done not in claiming:
+                        continue  # a round finished: reaped above
                     claiming.discard(done)
-                    if done.cancelled() or done.exception() is not None:
-                        continue  # the task group raises a failed round's error
                     started = done.result()
                     if started is None:
                         exhausted = True
                     else:
-                        sending.add(group.create_task(started[1]))
+                        sending.add(asyncio.create_task(started[1]))
+        except BaseException:
+            await _cancel(claiming | sending)
+            sending.clear()
+            raise
+        if drain or exhausted:
+            await self.drain()
+        elif sending:
+            return self._clock.now()  # more due: the rounds in flight carry on meanwhile
         nxt = await self.next_due()
         now = self._clock.now()
         if nxt is None or nxt > now:
             return nxt
         refill = self._refill_at(self._round_size())
         return max(now, refill) if refill is not None else now
+
+    async def drain(self) -> None:
+        """Wait until every round in flight is sent and recorded (a stopping service)."""
+        while self._rounds:
+            await asyncio.wait(self._rounds)
+            self._reap()
+
+    def _reap(self) -> None:
+        """Forget finished rounds; when one failed, cancel the others and raise."""
+        done = {t for t in self._rounds if t.done()}
+        if not done:
+            return
+        self._rounds -= done
+        errors = [e for t in done if not t.cancelled() and (e := t.exception()) is not None]
+        if errors:
+            for task in self._rounds:
+                task.cancel()
+            raise BaseExceptionGroup("sender round failed", errors)
 
     def _round_size(self) -> int:
         """A pipelined round's jobs: ``round_s`` of the fastest limited channel's tokens."""
@@ -415,6 +445,12 @@ class Sender:
                 sleeper.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await sleeper
+
+
+async def _cancel(tasks: set[asyncio.Task[Any]]) -> None:
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
 
 
 async def _nothing() -> None:

@@ -195,9 +195,11 @@ class NotifyService:
             self._cache.clear()  # applied, then rolled back (the stored offsets had moved)
         return n
 
-    async def run_due(self) -> datetime | None:
-        """Send what is due at the clock's now; the next wake-up (None: nothing queued)."""
-        return await self.sender.run_due()
+    async def run_due(self, *, drain: bool = True) -> datetime | None:
+        """Send what is due at the clock's now; the next wake-up (None: nothing queued).
+        ``drain=False``: a long backlog's rounds may still be sending when it returns
+        (the wall-clock loops); see :meth:`Sender.run_due`."""
+        return await self.sender.run_due(drain=drain)
 
     async def relay_once(self) -> int:
         """Publish queued delivery outcomes (and dead letters); the number published."""
@@ -223,7 +225,7 @@ class NotifyService:
             try:
                 await self.topology.refresh()
                 self._jobs_waiting.clear()
-                nxt = await self.run_due()
+                nxt = await self.run_due(drain=False)
             except RETRYABLE_ERRORS as exc:
                 delay = backoff.next_delay()
                 log.warning("sender round failed; retrying", error=repr(exc), retry_in_s=delay)
@@ -240,7 +242,12 @@ class NotifyService:
             self._relay.wake()
 
     async def stop(self) -> None:
-        """Leave the group and close the producer (channels belong to the caller)."""
+        """Finish the sender's rounds in flight, leave the group and close the producer
+        (channels belong to the caller)."""
+        try:
+            await self.sender.drain()
+        except Exception as exc:  # noqa: BLE001 - stopping anyway; the leases re-send them
+            log.warning("sender rounds failed while stopping", error=repr(exc))
         if self._consumer is not None:
             await self._consumer.stop()
         if self._producer is not None:
