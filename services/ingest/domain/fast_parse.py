@@ -66,8 +66,18 @@ def fast_meter(obj: Any) -> Parsed | None:
         return None
     event_type = obj.get("type")
     keys = _METER_KEYS.get(event_type) if type(event_type) is str else None
-    if keys is None or obj.keys() != keys:
+    # _meter reads every key of ``keys`` and a missing one raises KeyError, so with as many
+    # keys as expected the key sets are equal: cheaper than comparing them (a tenth of the
+    # fast path's time).
+    if keys is None or len(obj) != len(keys):
         return None
+    try:
+        return _meter(obj, event_type)
+    except KeyError:
+        return None
+
+
+def _meter(obj: dict[str, Any], event_type: Any) -> Parsed | None:
     event_id, meter_id = obj["event_id"], obj["meter_id"]
     # _id inlined: two calls per event on the hottest path.
     if not (
