@@ -16,7 +16,8 @@ incidents_0006); ``--reuse`` migrates the existing database first (backfilling t
 adding the report_hours history index of incidents_0008) and vacuums the roll-ups so
 index-only scans work. ``--compare`` also times the row-wise SQL path and checks both give
 the same report. ``--phases`` prints each statement of the last run of each case with its
-wall time and connection (the report runs two connections side by side on PostgreSQL).
+wall time and connection (the report runs two connections side by side on PostgreSQL);
+``--one-connection`` keeps every report on one connection, to compare.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import asyncpg
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -231,12 +232,12 @@ class _Phases:
 
     def show(self) -> None:
         lanes: dict[int, int] = {}
-        for at, took, conn, text in self.rows:
+        for at, took, conn, statement in self.rows:
             lane = lanes.setdefault(conn, len(lanes))
-            print(f"    +{at * 1000:6.1f} ms  {took * 1000:6.1f} ms  lane {lane}  {text[:90]}")  # noqa: T201
+            print(f"    +{at * 1000:6.1f} ms  {took * 1000:6.1f} ms  lane {lane}  {statement[:90]}")  # noqa: T201
 
 
-async def _time(url: str, runs: int, compare: bool, phases: bool) -> None:
+async def _time(url: str, runs: int, compare: bool, phases: bool, one: bool) -> None:
     policy = load_policy()
     engine = create_engine(url)
     log = _Phases()
@@ -253,6 +254,8 @@ async def _time(url: str, runs: int, compare: bool, phases: bool) -> None:
             for _ in range(runs):
                 log.reset()
                 async with AsyncSession(engine) as session:
+                    if one:  # a session already in a transaction keeps to its connection
+                        await session.execute(text("SELECT 1"))
                     began = time.perf_counter()
                     report = await build_report(
                         session, "reliability", start, end, group_by, policy, end
@@ -290,6 +293,10 @@ def main() -> None:
     parser.add_argument(
         "--phases", action="store_true", help="print the last run's statements and times"
     )
+    parser.add_argument(
+        "--one-connection", action="store_true",
+        help="keep each report on one connection (no second lane), for comparison",
+    )
     args = parser.parse_args()
     url = make_url(args.database_url).set(database=DATABASE).render_as_string(
         hide_password=False
@@ -305,7 +312,7 @@ def main() -> None:
         asyncio.run(migrate(url))  # the first time: creates and backfills the roll-ups
         asyncio.run(_vacuum_rollups(url))
         print(f"migrated and vacuumed in {time.perf_counter() - began:.1f} s")  # noqa: T201
-    asyncio.run(_time(url, args.runs, args.compare, args.phases))
+    asyncio.run(_time(url, args.runs, args.compare, args.phases, args.one_connection))
 
 
 if __name__ == "__main__":

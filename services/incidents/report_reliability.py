@@ -123,13 +123,15 @@ async def _rollup_med_round(
     beta_multiplier: float,
 ) -> tuple[MedContext, BaseSums]:
     """``med_context`` from the roll-ups, beside the roll-up sums that need no MED: the
-    daily SAIDI history (the larger part) is read in two halves, one per connection."""
+    daily SAIDI history (the larger part) is read in two halves, one per connection, when
+    there are two."""
     first = await first_interruption_before(lanes.session, period.start)
     start = local_day(period.start, tz)
     since = period.start if first is None else max(
         first, local_midnight(_years_before(start, years), tz)
     )
-    middle = _midnight_between(since, period.start, tz)
+    # Halves only when they run side by side: on one connection they are one more scan.
+    middle = _midnight_between(since, period.start, tz) if lanes.parallel else period.start
 
     async def main(s: AsyncSession) -> tuple[dict[date, float], dict[date, float]]:
         history = await rollup_daily_saidi(s, since, middle, period.start, served, tz)
