@@ -29,6 +29,7 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.pool import StaticPool
 
 from services.common.orm import SCHEMAS
+from services.common.sqlite_inline import inline_connector
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 POSTGRES_POOL_SIZE = 10
@@ -39,8 +40,13 @@ def is_sqlite(url: str | URL) -> bool:
     return make_url(url).get_backend_name() == "sqlite"
 
 
-def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
-    """An async engine for ``postgresql+asyncpg://…`` or ``sqlite+aiosqlite://…``."""
+def create_engine(url: str, *, echo: bool = False, batch: bool = False) -> AsyncEngine:
+    """An async engine for ``postgresql+asyncpg://…`` or ``sqlite+aiosqlite://…``.
+
+    ``batch=True`` (the demo's replay, SQLite files only; ignored otherwise): one task
+    drives a throwaway database, so SQLite calls run on the event loop's thread
+    (:mod:`services.common.sqlite_inline`) and commits skip the fsync (``synchronous =
+    OFF``: a crash loses the run, which is started over anyway)."""
     parsed = make_url(url)
     backend = parsed.get_backend_name()
     if backend == "postgresql":
@@ -55,7 +61,7 @@ def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
             connect_args={"timeout": 10, "command_timeout": 60},
         )
     if backend == "sqlite":
-        return _create_sqlite_engine(parsed, echo=echo)
+        return _create_sqlite_engine(parsed, echo=echo, batch=batch)
     raise ValueError(f"unsupported database URL {parsed.render_as_string(hide_password=True)!r}")
 
 
@@ -68,14 +74,19 @@ def _sqlite_attachments(url: URL) -> dict[str, str] | None:
     return {schema: str(main.with_name(f"{main.stem}.{schema}{main.suffix}")) for schema in SCHEMAS}
 
 
-def _create_sqlite_engine(url: URL, *, echo: bool) -> AsyncEngine:
+def _create_sqlite_engine(url: URL, *, echo: bool, batch: bool) -> AsyncEngine:
     files = _sqlite_attachments(url)
     kwargs: dict[str, Any] = {"echo": echo}
     if files is None:
+        batch = False
         kwargs["poolclass"] = StaticPool
         kwargs["connect_args"] = {"check_same_thread": False}
     else:
         Path(files[SCHEMAS[0]]).parent.mkdir(parents=True, exist_ok=True)
+        if batch:
+            assert url.database is not None
+            kwargs["async_creator"] = inline_connector(str(Path(url.database).absolute()))
+    synchronous = "OFF" if batch else "NORMAL"
     engine = create_async_engine(url, **kwargs)
 
     @event.listens_for(engine.sync_engine, "connect")
@@ -93,7 +104,9 @@ def _create_sqlite_engine(url: URL, *, echo: bool) -> AsyncEngine:
             if files is not None:
                 for name in ("main", *SCHEMAS):
                     cursor.execute(f"PRAGMA {_quote(name)}.journal_mode = WAL")
-                    cursor.execute(f"PRAGMA {_quote(name)}.synchronous = NORMAL")
+                    cursor.execute(f"PRAGMA {_quote(name)}.synchronous = {synchronous}")
+                    if batch:  # the whole working set in memory (tens of MB for the demo)
+                        cursor.execute(f"PRAGMA {_quote(name)}.cache_size = -65536")
         finally:
             cursor.close()
 

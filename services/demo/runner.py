@@ -21,7 +21,8 @@ from typing import Any
 
 import orjson
 import structlog
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from schemas.topics import LIFECYCLE
 from services.common.bus.base import Consumer, OutMessage, Producer
@@ -97,26 +98,42 @@ def _fresh_sqlite(url: str) -> None:
         path.unlink()
 
 
+class _OutboxWatch:
+    """Notes, per service, that an outbox row was inserted (watching the engine's
+    statements): until then its relay has nothing to publish, and is skipped."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.written = {"incidents": True, "notify": True}
+        self._prefixes = tuple((f"INSERT INTO {schema}.outbox", schema) for schema in self.written)
+        event.listen(engine.sync_engine, "before_cursor_execute", self._on_execute)
+
+    def _on_execute(self, _conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if statement.startswith("INSERT INTO ") and ".outbox " in statement:
+            for prefix, schema in self._prefixes:
+                if statement.startswith(prefix):
+                    self.written[schema] = True
+
+
 class _Drivers:
     """The three services, the dispatcher's lifecycle consumer and the scenario producer.
 
     It remembers which steps can have work, to skip the ones that cannot (each costs a
-    database transaction): a relay only after its service may have written outbox rows and
-    until it finds none; a service's ``run_due`` only when its wake-up has come or it has
+    database transaction): a relay only after its service inserted outbox rows and until
+    it finds none; a service's ``run_due`` only when its wake-up has come or it has
     consumed something since its last ``run_due`` (for incidents also after an operator
     action): its timers change no other way, and the wake-up ``run_due`` returns covers
     every pending timer. A skipped step is one that would have found nothing to do, so the
     run is the same.
     """
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], ingest: IngestService,
-                 incidents: IncidentsService, notify: NotifyService,
+    def __init__(self, engine: AsyncEngine, sessions: async_sessionmaker[AsyncSession],
+                 ingest: IngestService, incidents: IncidentsService, notify: NotifyService,
                  dispatcher_consumer: Consumer, producer: Producer) -> None:
         self.sessions = sessions
         self.ingest, self.incidents, self.notify = ingest, incidents, notify
         self.dispatcher_consumer = dispatcher_consumer
         self.producer = producer
-        self.relay_due = {"incidents": True, "notify": True}  # outbox rows may be waiting
+        self.outbox = _OutboxWatch(engine)
         self.changed = {"incidents": True, "notify": True}  # consumed since its last run_due
 
     async def drain(self, dispatcher: Dispatcher) -> None:
@@ -124,11 +141,11 @@ class _Drivers:
         for _ in range(MAX_DRAIN_ROUNDS):
             moved = await self.ingest.run_once()
             if n := await self.incidents.run_once():
-                self.changed["incidents"] = self.relay_due["incidents"] = True
+                self.changed["incidents"] = True
                 moved += n
             moved += await self._relay("incidents", self.incidents.relay_once)
             if n := await self.notify.run_once():
-                self.changed["notify"] = self.relay_due["notify"] = True
+                self.changed["notify"] = True
                 moved += n
             moved += await self._relay("notify", self.notify.relay_once)
             records = await self.dispatcher_consumer.getmany(timeout_s=0, max_records=5000)
@@ -142,10 +159,12 @@ class _Drivers:
         raise RuntimeError("demo: services did not settle")
 
     async def _relay(self, service: str, relay_once: Callable[[], Awaitable[int]]) -> int:
-        if not self.relay_due[service]:
+        written = self.outbox.written
+        if not written[service]:
             return 0
+        written[service] = False  # rows inserted from here on set it again
         published = await relay_once()
-        self.relay_due[service] = published > 0
+        written[service] = written[service] or published > 0  # a full batch: more may wait
         return published
 
     async def run_due(self, service: str, wake: datetime | None, now: datetime,
@@ -154,7 +173,6 @@ class _Drivers:
         if not self.changed[service] and (wake is None or wake > now):
             return wake
         self.changed[service] = False
-        self.relay_due[service] = True
         return await run_due()
 
 
@@ -173,25 +191,31 @@ async def run_demo(options: DemoOptions) -> int:
         return 2
     until = options.until or (lines[-1].at + timedelta(hours=1))
 
-    engine = create_engine(url)
+    # The replay is one task on a throwaway database: SQLite runs on the loop's thread.
+    engine = create_engine(url, batch=True)
     try:
         await migrate_engine(engine)
         sessions = session_factory(engine)
         async with UnitOfWork(sessions) as uow:
             await store_topology(uow.session, topology)
             await uow.commit()
-        summary = await _replay(options, url, sessions, topology, lines, until)
+        summary = await _replay(options, url, engine, sessions, topology, lines, until)
         print_summary(summary, sys.stdout)
-        if options.serve:
-            from services.demo.serve import serve_demo
-
-            await serve_demo(url, sessions, topology, summary)
     finally:
         await engine.dispose()
+    if options.serve:
+        from services.demo.serve import serve_demo
+
+        engine = create_engine(url)  # concurrent requests: the threaded driver
+        try:
+            await serve_demo(url, session_factory(engine), topology, summary)
+        finally:
+            await engine.dispose()
     return 0
 
 
-async def _replay(options: DemoOptions, url: str, sessions: async_sessionmaker[AsyncSession],
+async def _replay(options: DemoOptions, url: str, engine: AsyncEngine,
+                  sessions: async_sessionmaker[AsyncSession],
                   topology: Topology,
                   lines: Sequence[ScenarioLine], until: datetime) -> DemoSummary:
     clock = VirtualClock(lines[0].at - timedelta(seconds=1))
@@ -211,7 +235,7 @@ async def _replay(options: DemoOptions, url: str, sessions: async_sessionmaker[A
     dispatcher = Dispatcher()
     for service in (ingest, incidents, notify):
         await service.start()
-    drivers = _Drivers(sessions, ingest, incidents, notify,
+    drivers = _Drivers(engine, sessions, ingest, incidents, notify,
                        await bus.consumer([LIFECYCLE], group_id="demo-dispatcher"),
                        await bus.producer(client_id="demo-scenario"))
     progress = _Progress(len(lines), lines[0].at, until, enabled=options.progress)
@@ -276,7 +300,7 @@ async def _fire_due(d: _Drivers, dispatcher: Dispatcher, clock: VirtualClock,
         wakes["notify"] = await d.run_due("notify", wakes["notify"], now, d.notify.run_due)
         for action in dispatcher.due(now):
             await apply_action(d.sessions, d.incidents, action)
-            d.changed["incidents"] = d.relay_due["incidents"] = True
+            d.changed["incidents"] = True
         await d.drain(dispatcher)
         pending = (*wakes.values(), dispatcher.next_due())
         # incidents changed since its run_due: its wake-up may have moved earlier
