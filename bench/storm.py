@@ -1,7 +1,7 @@
 """Storm benchmark of the whole stack (run on demand; not collected by pytest).
 
     python bench/storm.py [--customers 200000] [--lockout-share 0.6] [--seed 11]
-        [--database-url URL] [--timeout S] [--out storm.json] [--keep]
+        [--database-url URL] [--timeout S] [--out storm.json] [--keep] [--batch-size N]
 
 1. Generates a county of N customers (about one feeder per 2,500) and the compressed storm
    of tests/chaos/storm_scenario.py: breaker lockouts on ``--lockout-share`` of the feeders
@@ -383,8 +383,11 @@ async def run(args: argparse.Namespace, res: Resources) -> dict[str, Any]:
     print(f"ceiling: {ceil['per_s']:.0f} messages/s produced+consumed", flush=True)
     res.gateway = gateway = Gateway(work / "gateway.log")
     await gateway.wait_ready()
+    extra = ({"OUTAGEDESK_CONSUMER_BATCH_SIZE": str(args.batch_size)}
+             if args.batch_size else {})  # fmt: skip
     res.stack = stack = Stack(StackConfig(args.name, url, kafka.bootstrap, work / "policy.yaml",
-                                          gateway.url, work, incidents_consumers=2))  # fmt: skip
+                                          gateway.url, work, incidents_consumers=2,
+                                          extra_env=extra))  # fmt: skip
     stack.start()
     await guarded(stack, wait_groups(stack, args.timeout))
     # The storm's event times start at the burst: evidence is delivered as it happens (the
@@ -520,6 +523,9 @@ def main() -> None:
                         help="seconds each phase may take before the run fails")  # fmt: skip
     parser.add_argument("--out", type=Path, default=Path("storm.json"))
     parser.add_argument("--keep", action="store_true", help="leave the private broker running")
+    parser.add_argument("--batch-size", type=int, default=None,
+                        help="OUTAGEDESK_CONSUMER_BATCH_SIZE of every service (default: "
+                             "the services' own, 500)")  # fmt: skip
     parser.add_argument("--name", default="storm",
                         help="run name: broker state <name>-kafka, database outagedesk_<name>"
                              " (two runs at once need different names)")  # fmt: skip

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -26,6 +27,7 @@ from services.incidents.domain.correlation import Correlator, point_of
 from services.incidents.domain.model import Incident
 from services.incidents.domain.rules import CorrelationRules
 from services.incidents.state_store import (
+    FeederDelta,
     FeederRows,
     IncidentMeta,
     LoadedFeeder,
@@ -36,9 +38,53 @@ from services.incidents.state_store import (
     lock_feeder,
     save_customers,
     save_devices,
-    save_feeder_rows,
+    save_feeder_delta,
     save_incident,
 )
+
+
+class TrackedDict(dict[Any, Any]):
+    """A dict remembering every key written or removed (``changed``), so a save looks at
+    those keys only instead of comparing a whole feeder's timers and holders per batch.
+    Copies (``copy.deepcopy``, the correlator's export) are plain dicts."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.changed: set[Any] = set()
+
+    def __reduce__(self) -> Any:
+        return (dict, (dict(self),))
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        self.changed.add(key)
+        dict.__setitem__(self, key, value)
+
+    def __delitem__(self, key: Any) -> None:
+        self.changed.add(key)
+        dict.__delitem__(self, key)
+
+    def pop(self, key: Any, *default: Any) -> Any:
+        self.changed.add(key)
+        return dict.pop(self, key, *default)
+
+    def setdefault(self, key: Any, default: Any = None) -> Any:
+        if key not in self:
+            self.changed.add(key)
+        return dict.setdefault(self, key, default)
+
+    def update(self, *args: Any, **kwargs: Any) -> None:
+        items = dict(*args, **kwargs)
+        self.changed.update(items)
+        dict.update(self, items)
+
+    def popitem(self) -> tuple[Any, Any]:
+        key, value = dict.popitem(self)
+        self.changed.add(key)
+        return key, value
+
+    def clear(self) -> None:
+        self.changed.update(self)
+        dict.clear(self)
 
 
 class TrackingCorrelator(Correlator):
@@ -53,6 +99,9 @@ class TrackingCorrelator(Correlator):
     ) -> None:
         super().__init__(topology, rules, None, actor)
         self.touched_incidents: dict[str, Incident] = {}
+        st = self.s
+        st.holder, st.dwell_due = TrackedDict(), TrackedDict()
+        st.confirm_due, st.nested_due, st.incidents = TrackedDict(), TrackedDict(), TrackedDict()
 
     def _touch(self, inc: Incident) -> Incident:
         self.touched_incidents[inc.id] = inc
@@ -168,13 +217,12 @@ class FeederStateCache:
             changed.add(inc.feeder_id)
             if inc.id not in s.incidents:
                 self.metas.pop(inc.id, None)  # finished: no longer held in memory
-        current = self._feeder_rows(self.locked, incidents)
+        deltas = self._feeder_deltas(incidents)
         for f in sorted(self.locked):
-            saved = self.rows.setdefault(f, FeederRows())
-            if await save_feeder_rows(session, f, current[f], saved):
+            if await save_feeder_delta(session, f, deltas.get(f, FeederDelta()), self.rows[f]):
                 changed.add(f)
         for f in sorted(changed & self.locked):
-            timers = current[f].timers.values()
+            timers = self.rows[f].timers.values()  # = memory's, after the delta
             fv = await bump_feeder(session, f, min(timers, default=None))
             self.tokens[f] = fv.writer
         for f in self.locked:
@@ -242,32 +290,87 @@ class FeederStateCache:
         s.issued_ids |= st.issued_ids
         self.metas.update(loaded.metas)
         self.rows[feeder_id] = loaded.rows
+        # the next save judges every stored row of the feeder against memory once (a
+        # holder row of an incident no longer held is deleted, as a full comparison did)
+        s.holder.changed.update(loaded.rows.holders)  # type: ignore[attr-defined]
+        timers = {"dwell": s.dwell_due, "confirm": s.confirm_due, "nested": s.nested_due}
+        for kind, subject in loaded.rows.timers:
+            timers[kind].changed.add(subject)  # type: ignore[attr-defined]
 
-    def _feeder_rows(self, feeders: set[str], touched: list[Incident]) -> dict[str, FeederRows]:
-        """Current timers, holders and issued ids of ``feeders``, from memory."""
+    def _feeder_deltas(self, touched: list[Incident]) -> dict[str, FeederDelta]:
+        """What differs between memory and the stored timers, holders and issued ids of the
+        locked feeders, judged on the keys written since the last save (``TrackedDict``)
+        and, for incidents that joined or left the held set, their timers and holders.
+
+        The same rows a full comparison of each locked feeder would find: a timer or holder
+        row belongs to a feeder while its customer (dwell) or held incident is on it. Keys of
+        feeders not locked now stay marked until a save that locks them."""
         s, net = self.corr.s, self.corr.net
-        out = {f: FeederRows() for f in feeders}
+        locked = self.locked
+        rows = {f: self.rows.setdefault(f, FeederRows()) for f in locked}
+        out: dict[str, FeederDelta] = {}
         held = s.incidents
-        for c, due in s.dwell_due.items():
-            rows = out.get(net.feeder_of(("customer", c)))
-            if rows is not None:
-                rows.timers[("dwell", c)] = due
+        assert isinstance(held, TrackedDict)
+        moved, held.changed = held.changed, set()
+        pending: dict[str, set[Any]] = {}
+
+        def judge(key: Any, home: str | None, value: Any, stored: str) -> bool:
+            """Compare ``key`` (now ``value`` on feeder ``home``) with each locked feeder's
+            rows; True when it must wait for ``home`` to be locked."""
+            for f, saved in rows.items():
+                old = getattr(saved, stored).get(key)
+                cur = value if f == home else None
+                if old != cur:
+                    d = out.setdefault(f, FeederDelta())
+                    if cur is None:
+                        getattr(d, f"{stored}_gone").append(key)
+                    else:
+                        getattr(d, f"{stored}_set")[key] = cur
+            return home is not None and home not in locked
+
+        dwell = s.dwell_due
+        assert isinstance(dwell, TrackedDict)
+        keys, dwell.changed = dwell.changed, set()
+        for c in keys:
+            f = net.feeder_of(("customer", c))
+            if f not in locked:
+                pending.setdefault("dwell", set()).add(c)
+                continue
+            saved_due = rows[f].timers.get(("dwell", c))
+            due = dwell.get(c)
+            if due != saved_due:
+                d = out.setdefault(f, FeederDelta())
+                if due is None:
+                    d.timers_gone.append(("dwell", c))
+                else:
+                    d.timers_set[("dwell", c)] = due
         for kind, timers in (("confirm", s.confirm_due), ("nested", s.nested_due)):
-            for i, due in timers.items():
+            assert isinstance(timers, TrackedDict)
+            keys, timers.changed = timers.changed | moved, set()
+            for i in keys:
                 inc = held.get(i)
-                rows = out.get(inc.feeder_id) if inc is not None else None
-                if rows is not None:
-                    rows.timers[(kind, i)] = due
-        for c, i in s.holder.items():
-            inc = held.get(i)
-            rows = out.get(inc.feeder_id) if inc is not None else None
-            if rows is not None:
-                rows.holders[c] = i
-        for f, rows in out.items():
-            saved = self.rows.get(f)
-            rows.issued = set(saved.issued) if saved is not None else set()
+                home = inc.feeder_id if inc is not None else None
+                if judge((kind, i), home, timers.get(i) if inc is not None else None, "timers"):
+                    pending.setdefault(kind, set()).add(i)
+        holder = s.holder
+        assert isinstance(holder, TrackedDict)
+        keys, holder.changed = holder.changed, set()
+        if moved:  # rare: an incident opened, finished, loaded or evicted
+            keys |= {c for c, i in holder.items() if i in moved}
+            for saved in rows.values():
+                keys |= {c for c, i in saved.holders.items() if i in moved}
+        for c in keys:
+            i = holder.get(c)
+            inc = held.get(i) if i is not None else None
+            home = inc.feeder_id if inc is not None else None
+            if judge(c, home, i if inc is not None else None, "holders"):
+                pending.setdefault("holder", set()).add(c)
         for inc in touched:  # every new id belongs to an incident created in this unit
-            rows = out.get(inc.feeder_id)
-            if rows is not None and inc.id in s.issued_ids:
-                rows.issued.add(inc.id)
+            mine = rows.get(inc.feeder_id)
+            if mine is not None and inc.id in s.issued_ids and inc.id not in mine.issued:
+                out.setdefault(inc.feeder_id, FeederDelta()).issued_new.add(inc.id)
+        dwell.changed |= pending.get("dwell", set())
+        s.confirm_due.changed |= pending.get("confirm", set())  # type: ignore[attr-defined]
+        s.nested_due.changed |= pending.get("nested", set())  # type: ignore[attr-defined]
+        holder.changed |= pending.get("holder", set())
         return out

@@ -22,11 +22,13 @@ from datetime import datetime, timedelta
 from typing import Any, cast
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.common.policy import Policy
 from services.common.topology.model import Area, Topology
 from services.incidents import orm
+from services.incidents.bulk_sql import insert_rows, is_postgres
 from services.incidents.domain import impact, policy_rules, sla_clock
 from services.incidents.domain.model import EtrChange, Incident
 from services.incidents.quality_orm import customer_impacts
@@ -39,6 +41,8 @@ IMPACT_KINDS = frozenset({"outage", "planned"})
 FINAL_STATUSES = frozenset({"closed", "completed"})
 RECORD_STATUSES = frozenset({"restored", "closed", "completed"})
 INPUT_FIELDS = tuple(f.name for f in fields(impact.CustomerImpactInput))
+IMPACT_COLUMNS = ("incident_id", "customer_id", "impact", "components", "inputs",
+                  "interruption_min", "final", "computed_at")  # the order of record_impact's rows
 
 
 async def etr_changes(session: AsyncSession, inc: Incident) -> list[EtrChange]:
@@ -71,10 +75,16 @@ async def prior_interruptions(
     t = orm.interruptions
     out: dict[str, int] = {}
     since = inc.detected_at - PRIOR_WINDOW
-    for part in chunks(sorted(customers)):
+    # PostgreSQL: one array parameter (one prepared statement for any count) instead of
+    # IN-lists of 500 literals, each length a statement of its own
+    parts = [sorted(customers)] if is_postgres(session) else chunks(sorted(customers))
+    for part in parts:
+        if not part:
+            continue
         rows = await session.execute(
             sa.select(t.c.customer_id, t.c.start, t.c.end).where(
-                t.c.customer_id.in_(part),
+                t.c.customer_id == sa.any_(sa.bindparam("ids", list(part), ARRAY(sa.Text)))
+                if is_postgres(session) else t.c.customer_id.in_(part),
                 t.c.incident_id != inc.id,
                 ~t.c.momentary,
                 t.c.start >= since,
@@ -172,8 +182,11 @@ async def record_impact(
     ]
     t = customer_impacts
     await session.execute(sa.delete(t).where(t.c.incident_id == inc.id))
-    for start in range(0, len(rows), 1000):
-        await session.execute(sa.insert(t), rows[start : start + 1000])
+    if is_postgres(session):  # one statement, not one per row
+        await insert_rows(session, t, IMPACT_COLUMNS, rows)
+    else:
+        for start in range(0, len(rows), 1000):
+            await session.execute(sa.insert(t), rows[start : start + 1000])
     summary = summarise(impacts, final, now)
     await session.execute(
         sa.update(orm.incidents).where(orm.incidents.c.id == inc.id).values(impact=summary)

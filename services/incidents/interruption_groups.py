@@ -72,6 +72,58 @@ async def _has_topology(session: AsyncSession) -> bool:
     return bool(present)
 
 
+# PostgreSQL: the groups of a batch's new rows written by the insert itself (one statement,
+# see bulk_sql), never NULL first and stamped after: a closed row inserted without groups
+# was first counted in the roll-ups' ('', '', '') row that every writer shared, then moved.
+GROUPS_OF = """LEFT JOIN LATERAL (
+  SELECT gf.id AS feeder_id, gf.substation AS substation, coalesce(gt.area, gf.area) AS area
+  FROM topology.customers gc JOIN topology.transformers gt ON gt.id = gc.transformer
+  JOIN topology.devices gd ON gd.id = gt.device JOIN topology.feeders gf ON gf.id = gd.feeder
+  WHERE gc.id = u.customer_id) g ON true"""
+# as stamp_groups: a row that already has its groups keeps them
+KEEP_GROUPS = {k: f"CASE WHEN t.feeder_id IS NULL THEN excluded.{k} ELSE t.{k} END"
+               for k in ("feeder_id", "substation", "area")}  # fmt: skip
+
+
+async def upsert_interruptions(
+    session: AsyncSession,
+    columns: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    updated: Sequence[str],
+    *,
+    stamp: bool,
+) -> None:
+    """PostgreSQL: upsert interruption ``rows`` (tuples of ``columns``) in one statement,
+    setting ``updated`` on a conflict; ``stamp``: the rows are new to their incident and get
+    their groups from the topology as :func:`stamp_groups` would give them."""
+    from services.incidents.bulk_sql import (
+        insert_rows,
+        qualified,
+        quote,
+        rows_param,
+        rows_source,
+        select_list,
+    )
+
+    t = orm.interruptions
+    if not stamp or not await _has_topology(session):
+        await insert_rows(session, t, columns, rows, conflict=("incident_id", "customer_id"),
+                          update=updated)  # fmt: skip
+        return
+    if not rows:
+        return
+    names = ", ".join(quote(c) for c in (*columns, *KEEP_GROUPS))
+    sets = [f"{quote(c)} = excluded.{quote(c)}" for c in updated]
+    sets += [f"{k} = {expr}" for k, expr in KEEP_GROUPS.items()]
+    sql = (  # constant text and table metadata only
+        f"INSERT INTO {qualified(t)} AS t ({names}) "  # noqa: S608
+        f"SELECT {select_list(columns)}, g.feeder_id, g.substation, g.area "
+        f"FROM {rows_source(t)} {GROUPS_OF} "
+        f"ON CONFLICT (incident_id, customer_id) DO UPDATE SET {', '.join(sets)}"
+    )
+    await session.execute(sa.text(sql), rows_param(columns, rows))
+
+
 async def stamp_groups(session: AsyncSession, incident_id: str, customers: Sequence[str]) -> None:
     """Fill the groups of the incident's rows for ``customers`` that have none yet."""
     if not await _has_topology(session):

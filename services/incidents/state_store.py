@@ -21,9 +21,10 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.incidents import orm
+from services.incidents.bulk_sql import insert_rows, is_postgres
 from services.incidents.domain.meter_state import CorrelatorState, CustomerState, DeviceState
 from services.incidents.domain.model import Incident, Interruption
-from services.incidents.interruption_groups import stamp_groups
+from services.incidents.interruption_groups import stamp_groups, upsert_interruptions
 
 TERMINAL_STATUSES = ("closed", "momentary", "merged", "cancelled", "completed")
 TIMER_KINDS = ("dwell", "confirm", "nested")
@@ -75,6 +76,17 @@ class FeederRows:
     timers: dict[tuple[str, str], datetime] = field(default_factory=dict)
     holders: dict[str, str] = field(default_factory=dict)
     issued: set[str] = field(default_factory=set)
+
+
+@dataclass(slots=True)
+class FeederDelta:
+    """How one feeder's timers, holders and issued ids differ from its :class:`FeederRows`."""
+
+    timers_set: dict[tuple[str, str], datetime] = field(default_factory=dict)
+    timers_gone: list[tuple[str, str]] = field(default_factory=list)
+    holders_set: dict[str, str] = field(default_factory=dict)
+    holders_gone: list[str] = field(default_factory=list)
+    issued_new: set[str] = field(default_factory=set)
 
 
 @dataclass(slots=True)
@@ -161,6 +173,11 @@ async def mark_processed(
     session: AsyncSession, signals: Iterable[tuple[str, str]], at: datetime
 ) -> None:
     """Record ``(signal_id, feeder_id)`` pairs as applied (insert-or-ignore)."""
+    if is_postgres(session):
+        pairs = [(s, f, at) for s, f in signals]
+        await insert_rows(session, orm.processed_signals, ("signal_id", "feeder_id", "applied_at"),
+                          pairs, conflict=("signal_id",))  # fmt: skip
+        return
     rows = [{"signal_id": s, "feeder_id": f, "applied_at": at} for s, f in signals]
     if rows:
         stmt = upsert(session, orm.processed_signals).on_conflict_do_nothing(
@@ -281,11 +298,25 @@ def _fingerprint(i: Interruption, inc: Incident) -> Fingerprint:
     )  # fmt: skip
 
 
+CUSTOMER_COLUMNS = ("customer_id", "feeder_id", "status", "since", "at", "source", "still_out",
+                    "presumed", "last_start", "last_end")  # fmt: skip
+INTERRUPTION_COLUMNS = ("incident_id", "customer_id", "start", "start_source", "end",
+                        "end_source", "unverified", "momentary", "planned")  # fmt: skip
+
+
 async def save_customers(
     session: AsyncSession, rows: Sequence[tuple[str, str, CustomerState]]
 ) -> None:
     """Upsert customer states ``(customer_id, feeder_id, state)``."""
     if not rows:
+        return
+    if is_postgres(session):
+        await insert_rows(
+            session, orm.customer_state, CUSTOMER_COLUMNS,
+            [(c, f, s.status, s.since, s.at, s.source, s.still_out, s.presumed, s.last_start,
+              s.last_end) for c, f, s in rows],
+            conflict=("customer_id",), update=CUSTOMER_COLUMNS[1:],
+        )  # fmt: skip
         return
     values = [
         {
@@ -368,7 +399,11 @@ async def save_incident(
     )
     await _save_interruptions(session, inc, meta)
     new_affected = sorted(inc.customers_affected - meta.affected)
-    if new_affected:
+    if new_affected and is_postgres(session):
+        await insert_rows(session, orm.incident_customers, ("incident_id", "customer_id"),
+                          [(inc.id, c) for c in new_affected], conflict=())  # fmt: skip
+        meta.affected.update(new_affected)
+    elif new_affected:
         await session.execute(
             upsert(session, orm.incident_customers).on_conflict_do_nothing(),
             [{"incident_id": inc.id, "customer_id": c} for c in new_affected],
@@ -434,89 +469,95 @@ async def _save_interruptions(session: AsyncSession, inc: Incident, meta: Incide
     saved = meta.interruptions
     for c in [c for c in saved if c not in inc.interruptions]:
         del saved[c]  # deleted by delete_interruptions beforehand
-    changed: list[dict[str, Any]] = []
-    new_rows = [c for c in inc.interruptions if c not in saved]  # for stamp_groups below
+    momentary, planned = inc.status == "momentary", inc.kind == "planned"
+    new_rows: list[tuple[Any, ...]] = []  # rows new to the incident: stamped with groups
+    changed: list[tuple[Any, ...]] = []
+    ordered: list[tuple[Any, ...]] = []  # both, in the incident's order (SQLite's executemany)
     for c, intr in inc.interruptions.items():
-        fp = _fingerprint(intr, inc)
-        if saved.get(c) != fp:
+        fp = (intr.start, intr.start_source, intr.end, intr.end_source, intr.unverified,
+              momentary, planned)  # _fingerprint, inlined: thousands of rows per storm batch
+        old = saved.get(c)
+        if old != fp:
             saved[c] = fp
-            changed.append(
-                {
-                    "incident_id": inc.id,
-                    "customer_id": c,
-                    "start": intr.start,
-                    "start_source": intr.start_source,
-                    "end": intr.end,
-                    "end_source": intr.end_source,
-                    "unverified": intr.unverified,
-                    "momentary": fp[5],
-                    "planned": fp[6],
-                }  # fmt: skip
-            )
-    if changed:
+            row = (inc.id, c, *fp)
+            (changed if old is not None else new_rows).append(row)
+            ordered.append(row)
+    if is_postgres(session):
+        for rows, stamp in ((changed, False), (new_rows, True)):
+            if rows:
+                await upsert_interruptions(session, INTERRUPTION_COLUMNS, rows,
+                                           INTERRUPTION_COLUMNS[2:], stamp=stamp)  # fmt: skip
+        return
+    if ordered:
         stmt = upsert(session, orm.interruptions)
-        cols = ("start", "start_source", "end", "end_source", "unverified", "momentary", "planned")
         await session.execute(
             stmt.on_conflict_do_update(
                 index_elements=["incident_id", "customer_id"],
-                set_={k: stmt.excluded[k] for k in cols},
+                set_={k: stmt.excluded[k] for k in INTERRUPTION_COLUMNS[2:]},
             ),
-            changed,
+            [dict(zip(INTERRUPTION_COLUMNS, r, strict=True)) for r in ordered],
         )
     if new_rows:
         # Report groups (feeder, substation, area) from the topology, once per new row.
-        await stamp_groups(session, inc.id, new_rows)
+        await stamp_groups(session, inc.id, [r[1] for r in new_rows])
 
 
-async def save_feeder_rows(
-    session: AsyncSession, feeder_id: str, current: FeederRows, saved: FeederRows
+async def save_feeder_delta(
+    session: AsyncSession, feeder_id: str, delta: FeederDelta, saved: FeederRows
 ) -> bool:
-    """Bring a feeder's timers, holders and issued ids to ``current``; True if any changed."""
-    changed = False
+    """Write a feeder's timer, holder and issued-id changes and apply them to ``saved``
+    (what the database holds); True if any changed."""
     tm, ho, ii = orm.correlator_timers, orm.holders, orm.issued_ids
-    gone_t = [k for k in saved.timers if k not in current.timers]
+    pg = is_postgres(session)
+    gone_t = delta.timers_gone
     for kind in TIMER_KINDS:
         subjects = sorted(s for k, s in gone_t if k == kind)
         for part in chunks(subjects):
             await session.execute(sa.delete(tm).where(tm.c.kind == kind, tm.c.subject_id.in_(part)))
-    new_t = [
-        {"kind": k, "subject_id": s, "feeder_id": feeder_id, "due_at": d}
-        for (k, s), d in sorted(current.timers.items())
-        if saved.timers.get((k, s)) != d
-    ]
-    if new_t:
+    new_t = [(k, s, feeder_id, d) for (k, s), d in sorted(delta.timers_set.items())]
+    if new_t and pg:
+        await insert_rows(session, tm, ("kind", "subject_id", "feeder_id", "due_at"), new_t,
+                          conflict=("kind", "subject_id"),
+                          update=("due_at", "feeder_id"))  # fmt: skip
+    elif new_t:
         stmt = upsert(session, tm)
         await session.execute(
             stmt.on_conflict_do_update(
                 index_elements=["kind", "subject_id"],
                 set_={"due_at": stmt.excluded.due_at, "feeder_id": stmt.excluded.feeder_id},
             ),
-            new_t,
+            [{"kind": k, "subject_id": s, "feeder_id": f, "due_at": d} for k, s, f, d in new_t],
         )
-    gone_h = sorted(c for c in saved.holders if c not in current.holders)
+    gone_h = sorted(delta.holders_gone)
     for part in chunks(gone_h):
         await session.execute(sa.delete(ho).where(ho.c.customer_id.in_(part)))
-    new_h = [
-        {"customer_id": c, "incident_id": i, "feeder_id": feeder_id}
-        for c, i in sorted(current.holders.items())
-        if saved.holders.get(c) != i
-    ]
-    if new_h:
+    new_h = [(c, i, feeder_id) for c, i in sorted(delta.holders_set.items())]
+    if new_h and pg:
+        await insert_rows(session, ho, ("customer_id", "incident_id", "feeder_id"), new_h,
+                          conflict=("customer_id",), update=("incident_id",))  # fmt: skip
+    elif new_h:
         stmt = upsert(session, ho)
         await session.execute(
             stmt.on_conflict_do_update(
                 index_elements=["customer_id"],
                 set_={"incident_id": stmt.excluded.incident_id},
             ),
-            new_h,
+            [{"customer_id": c, "incident_id": i, "feeder_id": f} for c, i, f in new_h],
         )
-    new_i = sorted(current.issued - saved.issued)
-    if new_i:
+    new_i = sorted(delta.issued_new)
+    if new_i and pg:
+        await insert_rows(session, ii, ("id", "feeder_id"), [(i, feeder_id) for i in new_i],
+                          conflict=())  # fmt: skip
+    elif new_i:
         await session.execute(
             upsert(session, ii).on_conflict_do_nothing(),
             [{"id": i, "feeder_id": feeder_id} for i in new_i],
         )
-    changed = bool(gone_t or new_t or gone_h or new_h or new_i)
-    saved.timers, saved.holders = dict(current.timers), dict(current.holders)
-    saved.issued = set(current.issued)
-    return changed
+    for key in gone_t:
+        saved.timers.pop(key, None)
+    saved.timers.update(delta.timers_set)
+    for c in gone_h:
+        saved.holders.pop(c, None)
+    saved.holders.update(delta.holders_set)
+    saved.issued.update(new_i)
+    return bool(gone_t or new_t or gone_h or new_h or new_i)
