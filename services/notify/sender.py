@@ -305,7 +305,8 @@ class Sender:
                 if left <= 0:
                     break
                 try:
-                    group.append(await asyncio.wait_for(queue.get(), left))
+                    async with asyncio.timeout(left):  # no task per item, unlike wait_for
+                        group.append(await queue.get())
                 except TimeoutError:
                     break
             finished = None in group
