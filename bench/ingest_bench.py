@@ -12,7 +12,10 @@
 3. Ingest: IngestService on KafkaBus consumes the same messages (a fresh group),
    normalises, produces signals, waits for the acks and commits; timed from the first
    poll until all N are committed. Dead letters would go to PostgreSQL (none expected).
-Prints both rates and their ratio.
+   The bus is built as ``serve ingest`` builds it (the settings' broker long poll).
+Prints both rates and their ratio, the CPU per event of this process in each phase and,
+when the broker runs on this machine (deploy/local/kafka.sh), the broker's CPU per event
+over each phase (anything else using a shared broker at the time counts too).
 """
 
 from __future__ import annotations
