@@ -123,26 +123,29 @@ async def _rollup_med_round(
     beta_multiplier: float,
 ) -> tuple[MedContext, BaseSums]:
     """``med_context`` from the roll-ups, beside the roll-up sums that need no MED: the
-    daily SAIDI history (the larger part) is read in two halves, one per connection, when
-    there are two."""
+    daily SAIDI of the history and of the period are each read in two halves, one per
+    connection, when there are two (split at local midnights, so no day is in both)."""
     first = await first_interruption_before(lanes.session, period.start)
     start = local_day(period.start, tz)
     since = period.start if first is None else max(
         first, local_midnight(_years_before(start, years), tz)
     )
+    ps, pe = period.start, period.end
     # Halves only when they run side by side: on one connection they are one more scan.
-    middle = _midnight_between(since, period.start, tz) if lanes.parallel else period.start
+    middle = _midnight_between(since, ps, tz) if lanes.parallel else ps
+    halfway = _midnight_between(ps, pe, tz) if lanes.parallel else pe
 
     async def main(s: AsyncSession) -> tuple[dict[date, float], dict[date, float]]:
-        history = await rollup_daily_saidi(s, since, middle, period.start, served, tz)
-        daily = await rollup_daily_saidi(s, period.start, period.end, period.end, served, tz)
-        return history, daily
+        history = await rollup_daily_saidi(s, since, middle, ps, served, tz)
+        return history, await rollup_daily_saidi(s, ps, halfway, pe, served, tz)
 
-    async def side(s: AsyncSession) -> tuple[dict[date, float], BaseSums]:
-        history = await rollup_daily_saidi(s, middle, period.start, period.start, served, tz)
-        return history, await rollup_base(s, period, group_by)
+    async def side(s: AsyncSession) -> tuple[dict[date, float], dict[date, float], BaseSums]:
+        history = await rollup_daily_saidi(s, middle, ps, ps, served, tz)
+        daily = await rollup_daily_saidi(s, halfway, pe, pe, served, tz)
+        return history, daily, await rollup_base(s, period, group_by)
 
-    (early, daily), (late, base) = await lanes.both(main, side)
+    (early, daily_early), (late, daily_late, base) = await lanes.both(main, side)
+    daily = {**daily_early, **daily_late}
     history = (
         SaidiHistory()
         if first is None
