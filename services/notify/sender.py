@@ -98,7 +98,7 @@ class SenderConfig:
     throttle: timedelta = timedelta(minutes=30)
     crew_on_site_opt_in_default: bool = False
     round_s: float = MIN_ROUND_S  # pacing grid for rate-limited jobs (demo: coarser)
-    pipeline: int = 4  # rounds being claimed or sent at once (1: one round at a time)
+    pipeline: int = 8  # rounds being claimed or sent at once (1: one round at a time)
 
 
 class Sender:

@@ -19,6 +19,6 @@ class NotifyServiceSettings(NotifySettings):
     # pacing grid of rate-limited jobs: a coarser grid means fewer, larger sender rounds
     notify_sender_round_s: float = Field(default=0.1, gt=0)
     # sender rounds in flight at once: the next is claimed while the last is sending
-    notify_sender_pipeline: int = Field(default=2, ge=1)
+    notify_sender_pipeline: int = Field(default=8, ge=1)
     # critical customers are also posted here (signed like webhooks) when set
     notify_operators_webhook_url: str | None = None
