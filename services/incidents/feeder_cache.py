@@ -223,7 +223,9 @@ class FeederStateCache:
                 changed.add(f)
         for f in sorted(changed & self.locked):
             timers = self.rows[f].timers.values()  # = memory's, after the delta
-            fv = await bump_feeder(session, f, min(timers, default=None))
+            fv = await bump_feeder(
+                session, f, min(timers, default=None), self.feeder_partition.get(f)
+            )
             self.tokens[f] = fv.writer
         for f in self.locked:
             s.seen_signal_ids.pop(f, None)  # processed_signals has them now

@@ -75,6 +75,8 @@ class HandlerContext:
     * ``incident_changed_hooks``: called after incidents were saved, with those incidents
       (held objects; mutate ``sla`` or call ``record`` on them — they are saved again and
       their new events go to the outbox).
+    * ``owned_partitions``: the signals partitions this process holds now (None or empty:
+      not known); :func:`run_timers` then fires only feeders on them or on no known one.
     """
 
     cache: FeederStateCache
@@ -85,6 +87,7 @@ class HandlerContext:
     incident_changed_hooks: list[ChangedHook] = field(default_factory=list)
     wake_sources: list[WakeSource] = field(default_factory=list)
     service: str = "incidents"
+    owned_partitions: Callable[[], set[int] | None] | None = None
 
 
 def to_signal_in(s: Signal) -> SignalIn:
@@ -147,9 +150,15 @@ async def run_timers(uow: UnitOfWork, now: datetime, ctx: HandlerContext) -> dat
     session, cache = uow.session, ctx.cache
     from services.incidents.state_store import due_feeders, earliest_wake
 
+    # With several consumers each fires the feeders of the partitions it holds (its own
+    # watermark judged them); the new owner fires them after a rebalance.
+    owned = (ctx.owned_partitions() if ctx.owned_partitions is not None else None) or None
     async with cache.lock:
         cache.begin()
-        feeders = set(await due_feeders(session, now)) | cache.due_feeders(now)
+        feeders = set(await due_feeders(session, now, owned))
+        part = cache.feeder_partition
+        feeders |= {f for f in cache.due_feeders(now) if owned is None or part.get(f) in owned
+                    or f not in part}  # fmt: skip
         await cache.acquire(session, feeders)
         events = cache.corr.run_due(now).events if feeders else []
         # Saved before the hooks run, so an incident a timer just opened has its deadlines
@@ -165,7 +174,7 @@ async def run_timers(uow: UnitOfWork, now: datetime, ctx: HandlerContext) -> dat
             wake = await source(uow, ctx)
             if wake is not None:
                 wakes.append(wake)
-        stored = await earliest_wake(session)
+        stored = await earliest_wake(session, owned)
     if stored is not None:
         wakes.append(stored)
     return min(wakes, default=None)

@@ -156,8 +156,34 @@ async def compute(
     """Inputs and impacts of the incident's customers at ``now``."""
     weights = policy_rules.impact_weights(policy)
     inputs = await impact_inputs(session, inc, topology, policy, now)
+    return inputs, [scored[0] for scored in _scored(inputs, weights)]
+
+
+# customer_impact is a pure function of (weights, input): a restored incident is recorded
+# again whenever anything of it changes (a late power_on, each batch of first notices), and
+# nearly all of its customers' inputs are the same each time. Bounded; cleared when full.
+_MEMO: dict[tuple[Any, impact.CustomerImpactInput], tuple[impact.CustomerImpact, dict[str, Any]]]
+_MEMO = {}
+MEMO_LIMIT = 300_000
+
+
+def _scored(
+    inputs: Sequence[impact.CustomerImpactInput], weights: impact.ImpactWeights
+) -> list[tuple[impact.CustomerImpact, dict[str, Any]]]:
+    """Each input's impact and its stored ``inputs`` JSON (shared objects; never mutated)."""
     vector = weights.vector()
-    return inputs, [impact.customer_impact(i, weights, vector) for i in inputs]
+    key = (vector, weights.cap, weights.critical_multiplier,
+           tuple(sorted(weights.class_weights.items())))  # fmt: skip
+    if len(_MEMO) > MEMO_LIMIT:
+        _MEMO.clear()
+    out = []
+    for inp in inputs:
+        hit = _MEMO.get((key, inp))
+        if hit is None:
+            fields_ = {name: getattr(inp, name) for name in INPUT_FIELDS}  # asdict is slow
+            hit = _MEMO[(key, inp)] = (impact.customer_impact(inp, weights, vector), fields_)
+        out.append(hit)
+    return out
 
 
 async def record_impact(
@@ -166,19 +192,21 @@ async def record_impact(
     """Compute and store the incident's impact (rows per customer and the ``impact``
     column); ``final`` when the incident is closed."""
     final = inc.status in FINAL_STATUSES
-    inputs, impacts = await compute(session, inc, topology, policy, now)
+    inputs = await impact_inputs(session, inc, topology, policy, now)
+    scored = _scored(inputs, policy_rules.impact_weights(policy))
+    impacts = [ci for ci, _ in scored]
     rows = [
         {
             "incident_id": inc.id,
             "customer_id": ci.customer_id,
             "impact": ci.impact,
             "components": ci.components,
-            "inputs": {name: getattr(inp, name) for name in INPUT_FIELDS},  # asdict is slow
+            "inputs": stored_inputs,
             "interruption_min": ci.interruption_min,
             "final": final,
             "computed_at": now,
         }  # fmt: skip
-        for inp, ci in zip(inputs, impacts, strict=True)
+        for ci, stored_inputs in scored
     ]
     t = customer_impacts
     await session.execute(sa.delete(t).where(t.c.incident_id == inc.id))

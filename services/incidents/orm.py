@@ -207,6 +207,9 @@ feeder_versions = sa.Table(
     # one that happened to reach the same version number
     sa.Column("writer", sa.Text(), nullable=False),
     sa.Column("next_wake", TS, nullable=True),
+    # the signals partition the feeder's evidence arrives on (incidents_0009): a process
+    # fires the timers of the feeders on partitions it holds; NULL = not known, any process
+    sa.Column("partition", sa.Integer(), nullable=True),
     sa.Index(None, "next_wake"),
 )
 

@@ -10,7 +10,7 @@ rows that changed even when a storm incident holds thousands of customers.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -128,34 +128,51 @@ async def lock_feeder(session: AsyncSession, feeder_id: str) -> FeederVersion:
 
 
 async def bump_feeder(
-    session: AsyncSession, feeder_id: str, next_wake: datetime | None
+    session: AsyncSession, feeder_id: str, next_wake: datetime | None, partition: int | None = None
 ) -> FeederVersion:
-    """Advance a locked feeder's version with a fresh writer token; store its next wake."""
+    """Advance a locked feeder's version with a fresh writer token; store its next wake and,
+    when known, the signals partition it arrives on."""
     t = orm.feeder_versions
     writer = uuid.uuid4().hex
+    values: dict[str, Any] = {"version": t.c.version + 1, "writer": writer, "next_wake": next_wake}
+    if partition is not None:
+        values["partition"] = partition
     row = (
         await session.execute(
-            sa.update(t)
-            .where(t.c.feeder_id == feeder_id)
-            .values(version=t.c.version + 1, writer=writer, next_wake=next_wake)
-            .returning(t.c.version)
+            sa.update(t).where(t.c.feeder_id == feeder_id).values(values).returning(t.c.version)
         )
     ).one()
     return FeederVersion(row.version, writer, next_wake)
 
 
-async def due_feeders(session: AsyncSession, now: datetime) -> list[str]:
-    """Feeders whose stored next wake-up is at or before ``now``."""
+def _on_partitions(partitions: Collection[int] | None) -> sa.ColumnElement[bool]:
+    """Feeders on ``partitions`` or on no known partition (None: every feeder)."""
+    t = orm.feeder_versions
+    if partitions is None:
+        return sa.true()
+    return sa.or_(t.c.partition.is_(None), t.c.partition.in_(sorted(partitions)))
+
+
+async def due_feeders(
+    session: AsyncSession, now: datetime, partitions: Collection[int] | None = None
+) -> list[str]:
+    """Feeders whose stored next wake-up is at or before ``now`` (on ``partitions``)."""
     t = orm.feeder_versions
     rows = await session.execute(
-        sa.select(t.c.feeder_id).where(t.c.next_wake <= now).order_by(t.c.feeder_id)
+        sa.select(t.c.feeder_id)
+        .where(t.c.next_wake <= now, _on_partitions(partitions))
+        .order_by(t.c.feeder_id)
     )
     return list(rows.scalars())
 
 
-async def earliest_wake(session: AsyncSession) -> datetime | None:
+async def earliest_wake(
+    session: AsyncSession, partitions: Collection[int] | None = None
+) -> datetime | None:
+    """The earliest stored wake-up of the feeders (on ``partitions``)."""
     t = orm.feeder_versions
-    return utc((await session.execute(sa.select(sa.func.min(t.c.next_wake)))).scalar())
+    stmt = sa.select(sa.func.min(t.c.next_wake)).where(_on_partitions(partitions))
+    return utc((await session.execute(stmt)).scalar())
 
 
 # --- processed signals ------------------------------------------------------------------

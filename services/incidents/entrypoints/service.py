@@ -136,6 +136,7 @@ class IncidentsService:
             clock=self._clock,  # keeps the watermark the timer loop waits for
         )
         await self._consumer.start()
+        self.ctx.owned_partitions = self._owned_partitions
         self._deliveries = deliveries_consumer(
             self._bus,
             self._sessions,
@@ -349,6 +350,16 @@ class IncidentsService:
         async with self.cache.lock:
             self.cache.replace_topology(topology)
         log.info("topology loaded", version=topology.version, feeders=len(topology.feeders))
+
+    def _owned_partitions(self) -> set[int] | None:
+        """The signals partitions the consumer holds (None while it holds none)."""
+        if self._consumer is None:
+            return None
+        try:
+            held = self._consumer.consumer.assignment()
+        except RuntimeError:  # between a failed restart and the next start
+            return None
+        return {tp.partition for tp in held if tp.topic == self.topics.signals} or None
 
     @property
     def _batch_consumer(self) -> BatchConsumer:
