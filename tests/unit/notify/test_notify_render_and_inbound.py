@@ -41,6 +41,18 @@ class TestRender:
     def test_unknown_language_falls_back_to_zh_cn(self) -> None:
         assert render("restored", "fr", CONTEXT) == render("restored", "zh-CN", CONTEXT)
 
+    def test_cached_text_depends_on_every_input(self) -> None:
+        first = render("etr_set", "en", CONTEXT, channel="sms")
+        assert render("etr_set", "en", dict(CONTEXT), channel="sms") == first  # cache hit
+        later = {**CONTEXT, "etr": "2026-07-14T12:00:00+00:00"}
+        assert "20:00" in render("etr_set", "en", later, channel="sms")[1]
+        assert render("etr_set", "en", CONTEXT, channel="email") != first
+        assert render("etr_set", "zh-CN", CONTEXT, channel="sms") != first
+
+    def test_unhashable_payload_values_render_without_the_cache(self) -> None:
+        context = {**CONTEXT, "extra": ["not", "hashable"]}
+        assert render("etr_set", "en", context) == render("etr_set", "en", CONTEXT)
+
     def test_email_gets_the_long_body(self) -> None:
         _, short = render("outage_detected", "en", CONTEXT, channel="sms")
         _, long = render("outage_detected", "en", CONTEXT, channel="email")

@@ -100,6 +100,17 @@ class TestTokenBucket:
         await asyncio.wait_for(waiter, 1)
         assert clock.now() == T0 + timedelta(seconds=10)
 
+    def test_a_round_pays_up_front_and_gives_back_what_it_did_not_use(self) -> None:
+        clock = VirtualClock(T0)
+        bucket = TokenBucket(rate=10.0, capacity=5, clock=clock)
+        assert bucket.take_up_to(8) == 5  # only what is there, whole tokens
+        assert not bucket.try_acquire()
+        asyncio.run(clock.advance_to(T0 + timedelta(seconds=0.25)))  # refills meanwhile
+        assert bucket.take_up_to(8) == 2
+        bucket.give_back(2)
+        bucket.give_back(4)
+        assert bucket.tokens == 5  # never above capacity
+
     def test_channels_are_limited_separately(self) -> None:
         clock = VirtualClock(T0)
         limiter = ChannelRateLimiter({"sms": (1.0, 1), "email": (1.0, 1)}, clock)
