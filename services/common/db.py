@@ -85,7 +85,9 @@ def _create_sqlite_engine(url: URL, *, echo: bool, batch: bool) -> AsyncEngine:
         Path(files[SCHEMAS[0]]).parent.mkdir(parents=True, exist_ok=True)
         if batch:
             assert url.database is not None
-            kwargs["async_creator"] = inline_connector(str(Path(url.database).absolute()))
+            kwargs["async_creator"] = inline_connector(
+                str(Path(url.database).absolute()), SQLITE_BUSY_TIMEOUT_MS
+            )
     synchronous = "OFF" if batch else "NORMAL"
     engine = create_async_engine(url, **kwargs)
 
@@ -96,7 +98,9 @@ def _create_sqlite_engine(url: URL, *, echo: bool, batch: bool) -> AsyncEngine:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         try:
-            cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+            # inline (batch) connections wait by yielding to the loop instead
+            busy_timeout_ms = 0 if batch else SQLITE_BUSY_TIMEOUT_MS
+            cursor.execute(f"PRAGMA busy_timeout = {busy_timeout_ms}")
             cursor.execute("PRAGMA foreign_keys = ON")
             for schema in SCHEMAS:
                 target = ":memory:" if files is None else files[schema]

@@ -7,17 +7,26 @@ demo's replay) that hand-off costs more than the statement. The connection here 
 part of aiosqlite's API that SQLAlchemy's ``sqlite+aiosqlite`` dialect uses, with
 coroutines that never suspend.
 
-Only for one task driving the database at a time: a call blocks the event loop, so a
-transaction waiting on another connection's lock would wait out ``busy_timeout`` with the
-lock holder unable to run. Servers keep the threaded driver.
+Meant for one task driving the database; concurrent tasks (a sender's pipelined rounds)
+work too: a call blocks the event loop, so SQLite's own busy wait would stall the lock's
+holder with it. Connections here run with ``busy_timeout = 0`` and a statement that finds
+the database locked yields to the loop and retries, for up to ``busy_timeout_ms``. Servers
+keep the threaded driver.
 """
 
 from __future__ import annotations
 
 import asyncio
 import sqlite3
+import time
 from collections.abc import Callable, Iterable
 from typing import Any
+
+BUSY_RETRY_S = 0.001  # the lock holder runs meanwhile
+
+
+def _busy(exc: sqlite3.OperationalError) -> bool:
+    return getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_BUSY
 
 
 class _InlineQueue:
@@ -39,8 +48,9 @@ class _InlineQueue:
 class InlineCursor:
     """aiosqlite's ``Cursor`` API over a ``sqlite3.Cursor``, run in place."""
 
-    def __init__(self, cursor: sqlite3.Cursor) -> None:
+    def __init__(self, cursor: sqlite3.Cursor, busy_timeout_s: float) -> None:
         self._cursor = cursor
+        self._busy_timeout_s = busy_timeout_s
 
     async def __aenter__(self) -> InlineCursor:
         return self
@@ -49,12 +59,30 @@ class InlineCursor:
         self._cursor.close()
 
     async def execute(self, sql: str, parameters: Iterable[Any] | None = None) -> InlineCursor:
-        self._cursor.execute(sql, () if parameters is None else parameters)  # type: ignore[arg-type]
+        args = () if parameters is None else parameters
+        await self._retrying(self._cursor.execute, sql, args)
         return self
 
     async def executemany(self, sql: str, parameters: Iterable[Iterable[Any]]) -> InlineCursor:
-        self._cursor.executemany(sql, parameters)  # type: ignore[arg-type]
+        await self._retrying(self._cursor.executemany, sql, list(parameters))
         return self
+
+    async def _retrying(self, run: Callable[[str, Any], object], sql: str, args: Any) -> None:
+        # SQLITE_BUSY comes before the statement changed anything (BEGIN IMMEDIATE takes
+        # every lock up front), so running it again is safe.
+        deadline: float | None = None
+        while True:
+            try:
+                run(sql, args)
+                return
+            except sqlite3.OperationalError as exc:
+                if not _busy(exc):
+                    raise
+                now = time.monotonic()
+                deadline = deadline or now + self._busy_timeout_s
+                if now >= deadline:
+                    raise
+            await asyncio.sleep(BUSY_RETRY_S)
 
     async def fetchone(self) -> Any:
         return self._cursor.fetchone()
@@ -92,8 +120,9 @@ class InlineCursor:
 class InlineConnection:
     """aiosqlite's ``Connection`` API over a ``sqlite3.Connection``, run in place."""
 
-    def __init__(self, connection: sqlite3.Connection) -> None:
+    def __init__(self, connection: sqlite3.Connection, busy_timeout_s: float) -> None:
         self._connection: sqlite3.Connection | None = connection
+        self._busy_timeout_s = busy_timeout_s
         self._tx = _InlineQueue()
 
     @property
@@ -108,7 +137,7 @@ class InlineConnection:
 
     def cursor(self) -> InlineCursor:
         # aiosqlite's cursor() is awaited or entered; SQLAlchemy enters it
-        return InlineCursor(self._conn.cursor())
+        return InlineCursor(self._conn.cursor(), self._busy_timeout_s)
 
     async def commit(self) -> None:
         self._conn.commit()
@@ -128,10 +157,14 @@ class InlineConnection:
             connection.close()
 
 
-def inline_connector(database: str) -> Callable[[], Any]:
-    """An ``async_creator`` for ``create_async_engine``: connections on ``database``."""
+def inline_connector(database: str, busy_timeout_ms: int) -> Callable[[], Any]:
+    """An ``async_creator`` for ``create_async_engine``: connections on ``database``
+    (``PRAGMA busy_timeout = 0``; a locked database is waited for by yielding, up to
+    ``busy_timeout_ms``)."""
 
     async def connect() -> InlineConnection:
-        return InlineConnection(sqlite3.connect(database, check_same_thread=False))
+        connection = sqlite3.connect(database, check_same_thread=False)
+        connection.execute("PRAGMA busy_timeout = 0")
+        return InlineConnection(connection, busy_timeout_ms / 1000)
 
     return connect

@@ -3,6 +3,8 @@ behaves like the threaded driver: attached schemas, transactions, rollback, erro
 
 from __future__ import annotations
 
+import asyncio
+import time
 from pathlib import Path
 
 import pytest
@@ -43,6 +45,41 @@ class TestBatchSqliteEngine:
                 assert [tuple(r) for r in rows] == [(1, "a"), (2, "b")]
                 mode = (await uow.session.execute(text("PRAGMA notify.synchronous"))).scalar()
                 assert mode == 0  # OFF: a throwaway database
+        finally:
+            await engine.dispose()
+
+    async def test_a_transaction_waiting_for_the_lock_lets_its_holder_run(
+        self, tmp_path: Path
+    ) -> None:
+        # SQLite's own busy wait would block the loop, and with it the holder, for the
+        # whole busy_timeout; the inline driver yields and retries instead.
+        engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'batch.db'}", batch=True)
+        try:
+            sessions = session_factory(engine)
+            async with UnitOfWork(sessions) as uow:
+                await uow.session.execute(text("CREATE TABLE notify.t (v TEXT)"))
+                await uow.commit()
+            holding = asyncio.Event()
+
+            async def holder() -> None:
+                async with UnitOfWork(sessions) as uow:
+                    await uow.session.execute(text("INSERT INTO notify.t VALUES ('first')"))
+                    holding.set()
+                    await asyncio.sleep(0.2)
+                    await uow.commit()
+
+            async def waiter() -> None:
+                await holding.wait()
+                async with UnitOfWork(sessions) as uow:
+                    await uow.session.execute(text("INSERT INTO notify.t VALUES ('second')"))
+                    await uow.commit()
+
+            started = time.monotonic()
+            await asyncio.wait_for(asyncio.gather(holder(), waiter()), timeout=10)
+            assert time.monotonic() - started < 5
+            async with UnitOfWork(sessions) as uow:
+                rows = await uow.session.execute(text("SELECT v FROM notify.t ORDER BY rowid"))
+                assert [r[0] for r in rows] == ["first", "second"]
         finally:
             await engine.dispose()
 
