@@ -50,6 +50,7 @@ log = structlog.get_logger(__name__)
 SCHEMA = "notify"
 # No progress this long while records wait = a stalled client (aiokafka after a broker restart).
 STALL_AFTER_S = 60.0
+SENDER_RETRYABLE: tuple[type[BaseException], ...] = (*RETRYABLE_ERRORS, BaseExceptionGroup)
 
 
 def notify_policy(policy: Policy, settings: NotifyServiceSettings) -> NotifyPolicy:
@@ -226,7 +227,11 @@ class NotifyService:
                 await self.topology.refresh()
                 self._jobs_waiting.clear()
                 nxt = await self.run_due(drain=False)
-            except RETRYABLE_ERRORS as exc:
+            except SENDER_RETRYABLE as exc:
+                # a round's outcome commit failing arrives as a group: retry if every
+                # error in it is one a database or broker outage causes
+                if isinstance(exc, BaseExceptionGroup) and exc.split(RETRYABLE_ERRORS)[1]:
+                    raise
                 delay = backoff.next_delay()
                 log.warning("sender round failed; retrying", error=repr(exc), retry_in_s=delay)
                 await _wait_any(stop, self._jobs_waiting, delay)
