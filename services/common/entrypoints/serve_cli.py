@@ -7,7 +7,8 @@ services add their subcommand to :data:`serve_app` here.
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated
+from collections.abc import Coroutine
+from typing import Annotated, Any
 
 import typer
 
@@ -22,6 +23,15 @@ BootstrapServers = Annotated[
     str | None,
     typer.Option("--bootstrap-servers", help="Default: OUTAGEDESK_KAFKA_BOOTSTRAP_SERVERS"),
 ]
+
+
+def _run(main: Coroutine[Any, Any, None]) -> None:
+    """Run a service on uvloop: less loop CPU per Kafka fetch, database round trip and HTTP
+    request than asyncio's default loop (the API bench's server and client already use it)."""
+    import uvloop
+
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        runner.run(main)
 
 
 def register(app: typer.Typer) -> None:
@@ -52,7 +62,7 @@ def serve_ingest_command(
     from services.ingest.settings import IngestSettings
 
     overrides = _overrides(database_url, bootstrap_servers, ingest_metrics_port=metrics_port)
-    asyncio.run(serve_ingest(IngestSettings(**overrides)))  # type: ignore[arg-type]
+    _run(serve_ingest(IngestSettings(**overrides)))  # type: ignore[arg-type]
 
 
 @serve_app.command("notify")
@@ -72,7 +82,7 @@ def serve_notify_command(
     from services.notify.service_settings import NotifyServiceSettings
 
     overrides = _overrides(database_url, bootstrap_servers, notify_port=port)
-    asyncio.run(serve_notify(NotifyServiceSettings(**overrides)))  # type: ignore[arg-type]
+    _run(serve_notify(NotifyServiceSettings(**overrides)))  # type: ignore[arg-type]
 
 
 @serve_app.command("incidents")
@@ -89,4 +99,4 @@ def serve_incidents_command(
     if no_api and api_only:
         raise typer.BadParameter("--no-api and --api-only exclude each other")
     settings = IncidentsSettings(**_overrides(database_url, bootstrap_servers))  # type: ignore[arg-type]
-    asyncio.run(serve_incidents(settings, loops=not api_only, api=not no_api))
+    _run(serve_incidents(settings, loops=not api_only, api=not no_api))
