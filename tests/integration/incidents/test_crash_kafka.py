@@ -50,6 +50,8 @@ CYCLES = 12
 BASE = datetime(2099, 1, 1, tzinfo=UTC)
 PARTITIONS = 3
 KILLS = 3
+# two runs at once (helpers sharing a server) need their own databases
+DB_SUFFIX = os.environ.get("OUTAGEDESK_TEST_DB_SUFFIX", "")
 
 
 def all_signals() -> list[Any]:
@@ -137,10 +139,10 @@ class TestIncidentsCrashOnKafka:
         signals = all_signals()
         distinct = len({s.signal_id for s in signals})
         topology = build_topology(FEEDERS)
-        ref_url = await fresh_pg_database(pg_url, "outagedesk_i1_a")
+        ref_url = await fresh_pg_database(pg_url, f"outagedesk_i1_a{DB_SUFFIX}")
         await reference(ref_url, signals, topology)
 
-        url = await fresh_pg_database(pg_url, "outagedesk_i1_k")
+        url = await fresh_pg_database(pg_url, f"outagedesk_i1_k{DB_SUFFIX}")
         engine = create_engine(url)
         sessions = session_factory(engine)
         await migrate_engine(engine, schemas=["topology"])
