@@ -54,8 +54,11 @@ class TestSplitMonths:
         start, end = min(a, b), max(a, b)
         split = split_months(start, end)
         assert _covers(split, t) == (1 if start <= t < end else 0)
-        for lo, hi in split.plus + split.minus:  # corrections never exceed half a month
-            assert hi - lo <= timedelta(days=16)
+        if split.months is None:  # both bounds nearest one month start: under ~a month, raw
+            assert end - start < timedelta(days=32)
+        for lo, hi in split.plus + split.minus:
+            # beside whole months, corrections never exceed half a month
+            assert split.months is None or hi - lo <= timedelta(days=16)
 
     @given(moments)
     def test_nearest_month_and_hours(self, t: datetime) -> None:
