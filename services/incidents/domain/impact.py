@@ -13,9 +13,10 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
 
-import numpy as np
-from scipy.optimize import nnls
+if TYPE_CHECKING:
+    import numpy as np
 
 COMPONENTS: tuple[str, ...] = (
     "duration",
@@ -181,6 +182,11 @@ def calibrate(samples: Sequence[CalibrationSample], current: ImpactWeights) -> C
     """
     if not samples:
         raise ValueError("calibration needs at least one survey sample")
+    # Imported here: scipy.optimize costs about a second of start-up for every process that
+    # imports this module (the incidents service, the demo), and only calibration needs it.
+    import numpy as np
+    from scipy.optimize import nnls
+
     x = np.array(
         [
             [
@@ -201,6 +207,8 @@ def calibrate(samples: Sequence[CalibrationSample], current: ImpactWeights) -> C
 
 
 def _r2(y: np.ndarray, predicted: np.ndarray) -> float | None:
+    import numpy as np
+
     ss_tot = float(np.sum((y - y.mean()) ** 2))
     if ss_tot == 0.0:
         return None
