@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any
 
 import orjson
+import structlog
 
 from schemas.topics import DELIVERIES
 from services.common.db import UnitOfWork
@@ -21,8 +22,10 @@ from services.notify.channels.base import DeliveryResult
 from services.notify.domain.job_state import Job
 from services.notify.domain.model import JobKey
 from services.notify.domain.retry import RetryPolicy
-from services.notify.pg_outcomes import write_outcome_rows
+from services.notify.pg_outcomes import update_claimed_jobs, write_outcome_rows
 from services.notify.queue_repository import JobUpdate, QueueRepository
+
+log = structlog.get_logger(__name__)
 
 BeforeCommit = Callable[[Sequence[JobUpdate]], Awaitable[None]]
 
@@ -126,15 +129,18 @@ class OutcomeWriter:
 
     async def write(self, outcomes: Sequence[Outcome]) -> None:
         updates = [o.update for o in outcomes if o.update is not None]
-        attempts = [o.attempt for o in outcomes if o.attempt]
-        last = [o.last_message for o in outcomes if o.last_message]
-        deliveries = [o.delivery for o in outcomes if o.delivery]
         async with UnitOfWork(self._sessions) as uow:
             repo = QueueRepository(uow.session)
-            if uow.session.get_bind().dialect.name == "postgresql":
-                await write_outcome_rows(uow.session, updates, attempts, last, deliveries)
+            postgres = uow.session.get_bind().dialect.name == "postgresql"
+            kept = await (update_claimed_jobs(uow.session, updates) if postgres
+                          else repo.record(updates))  # fmt: skip
+            outcomes = _still_claimed(outcomes, kept)
+            attempts = [o.attempt for o in outcomes if o.attempt]
+            last = [o.last_message for o in outcomes if o.last_message]
+            deliveries = [o.delivery for o in outcomes if o.delivery]
+            if postgres:
+                await write_outcome_rows(uow.session, attempts, last, deliveries)
             else:
-                await repo.record(updates)
                 await repo.add_attempts(attempts)
                 await repo.set_last_messages(last)
                 await repo.add_outbox(deliveries)
@@ -149,3 +155,16 @@ class OutcomeWriter:
             keys = [o.cancelled for o in outcomes if o.cancelled is not None]
             if keys:
                 self._on_cancelled(keys)
+
+
+def _still_claimed(outcomes: Sequence[Outcome], kept: set[int]) -> list[Outcome]:
+    """The outcomes whose job this sender still held. A round slower than the lease lost
+    its jobs to another round, which sends and records them (the admitted duplicate); this
+    round's attempt, last message and delivery rows would record the same attempt number a
+    second time (and fail the whole group on the unique keys)."""
+    lost = [o.update.job_id for o in outcomes
+            if o.update is not None and o.update.job_id not in kept]  # fmt: skip
+    if lost:
+        log.warning("outcomes of jobs whose lease ran out not recorded", jobs=lost[:20],
+                    count=len(lost))
+    return [o for o in outcomes if o.update is None or o.update.job_id in kept]

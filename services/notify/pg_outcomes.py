@@ -4,7 +4,8 @@ At 1,000 messages/s the SQLAlchemy ``executemany`` of the job updates, attempts,
 ``last_message`` upserts and outbox rows cost more CPU than sending the messages. Here each
 table gets one statement over ``unnest`` of column arrays on the session's own asyncpg
 connection (inside its transaction): one round trip and no per-row SQL compilation.
-The job update keeps the ``claimed_at`` guard of :meth:`QueueRepository.record`.
+The job update keeps the ``claimed_at`` guard of :meth:`QueueRepository.record` and says
+which jobs it updated.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ FROM unnest($1::bigint[], $2::timestamptz[], $3::text[], $4::timestamptz[], $5::
     AS u(id, claimed_at, status, next_attempt_at, attempts, channel, address, language,
          sent_at, last_error, provider_id)
 WHERE j.id = u.id AND j.claimed_at = u.claimed_at
+RETURNING j.id
 """
 INSERT_ATTEMPTS = """
 INSERT INTO notify.attempts (job_id, n, at, channel, ok, retryable, error, provider_id)
@@ -51,26 +53,32 @@ def _columns(rows: Sequence[dict[str, Any]], names: Sequence[str]) -> list[list[
     return [[row[name] for row in rows] for name in names]
 
 
+async def update_claimed_jobs(session: AsyncSession, updates: Sequence[JobUpdate]) -> set[int]:
+    """The job updates, only where the claim is still ours; the ids updated."""
+    if not updates:
+        return set()
+    driver = await driver_connection(session, begin=True)
+    rows = await driver.fetch(
+        UPDATE_JOBS,
+        [u.job_id for u in updates], [to_db(u.claimed_at) for u in updates],
+        [u.status for u in updates], [to_db(u.next_attempt_at) for u in updates],
+        [u.attempts for u in updates], [u.channel for u in updates],
+        [u.address for u in updates], [u.language for u in updates],
+        [to_db(u.sent_at) for u in updates], [u.last_error for u in updates],
+        [u.provider_id for u in updates],
+    )  # fmt: skip
+    return {row[0] for row in rows}
+
+
 async def write_outcome_rows(
     session: AsyncSession,
-    updates: Sequence[JobUpdate],
     attempts: Sequence[dict[str, Any]],
     last_messages: Sequence[dict[str, Any]],
     deliveries: Sequence[dict[str, Any]],
 ) -> None:
-    """Job updates (only where the claim is still ours), attempts, each customer's latest
-    message and the delivery outcomes, in the session's transaction."""
+    """Attempts, each customer's latest message and the delivery outcomes, in the session's
+    transaction (after :func:`update_claimed_jobs`)."""
     driver = await driver_connection(session, begin=True)
-    if updates:
-        await driver.execute(
-            UPDATE_JOBS,
-            [u.job_id for u in updates], [to_db(u.claimed_at) for u in updates],
-            [u.status for u in updates], [to_db(u.next_attempt_at) for u in updates],
-            [u.attempts for u in updates], [u.channel for u in updates],
-            [u.address for u in updates], [u.language for u in updates],
-            [to_db(u.sent_at) for u in updates], [u.last_error for u in updates],
-            [u.provider_id for u in updates],
-        )  # fmt: skip
     if attempts:
         cols = _columns(attempts, ("job_id", "n", "at", "channel", "ok", "retryable", "error",
                                    "provider_id"))  # fmt: skip

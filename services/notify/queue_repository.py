@@ -76,11 +76,17 @@ class QueueRepository:
         )
         return from_db(job)
 
-    async def record(self, updates: Sequence[JobUpdate]) -> None:
-        """Write the outcomes of claimed jobs (only where the claim is still ours)."""
+    async def record(self, updates: Sequence[JobUpdate]) -> set[int]:
+        """Write the outcomes of claimed jobs (only where the claim is still ours); the ids
+        whose claim was still ours."""
         if not updates:
-            return
+            return set()
         t = orm.jobs
+        claims = {u.job_id: u.claimed_at for u in updates}
+        current = await self.session.execute(
+            select(t.c.id, t.c.claimed_at).where(t.c.id.in_(list(claims)))
+        )
+        kept = {r.id for r in current if from_db(r.claimed_at) == claims[r.id]}
         stmt = (
             update(t)
             .where(and_(t.c.id == bindparam("b_id"), t.c.claimed_at == bindparam("b_claimed")))
@@ -103,6 +109,7 @@ class QueueRepository:
             for u in updates
         ]  # fmt: skip
         await self.session.execute(stmt, rows)
+        return kept
 
     async def add_attempts(self, rows: Sequence[dict[str, Any]]) -> None:
         if rows:
