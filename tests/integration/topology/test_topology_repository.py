@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -174,18 +173,16 @@ class TestLoadCommand:
 
 
 class TestHundredThousandCustomers:
-    async def test_stores_and_reloads_within_budget(
+    async def test_stores_and_reloads_a_utility_sized_network(
         self, topology_pg_url: str, tmp_path: Path
     ) -> None:
+        # How fast is a benchmark's business (the bench figures), not a timed test's.
         path = tmp_path / "big.json"
         path.write_bytes(orjson.dumps(synthetic_topology(100_000)))
-        started = time.perf_counter()
         topo = await load_file_into_database(topology_pg_url, path)
-        first = time.perf_counter() - started
-        started = time.perf_counter()
         again = await load_file_into_database(topology_pg_url, path)
-        second = time.perf_counter() - started
         assert (topo.version, again.version) == (1, 2)
+        assert len(again.customers) == 100_000
         from services.common.db import create_engine
 
         engine = create_engine(topology_pg_url)
@@ -195,6 +192,3 @@ class TestHundredThousandCustomers:
                 assert count.scalar_one() == 100_000
         finally:
             await engine.dispose()
-        print(f"100k customers: first load {first:.1f} s, reload {second:.1f} s")
-        assert first < 30
-        assert second < 30
