@@ -36,15 +36,16 @@ TZ = ZoneInfo("Asia/Shanghai")
 CST = timezone(timedelta(hours=8))
 
 
-async def _fresh_pg(url: str) -> str:
+async def _fresh_pg(url: str, database: str = DATABASE) -> str:
+    """A freshly created and migrated database ``database`` on ``url``'s server."""
     admin = make_url(url).set(drivername="postgresql", database="postgres")
     conn = await asyncpg.connect(admin.render_as_string(hide_password=False), timeout=10)
     try:
-        await conn.execute(f'drop database if exists "{DATABASE}" with (force)')
-        await conn.execute(f'create database "{DATABASE}"')
+        await conn.execute(f'drop database if exists "{database}" with (force)')
+        await conn.execute(f'create database "{database}"')
     finally:
         await conn.close()
-    own = make_url(url).set(database=DATABASE).render_as_string(hide_password=False)
+    own = make_url(url).set(database=database).render_as_string(hide_password=False)
     await migrate(own)
     return own
 
@@ -237,17 +238,7 @@ def lanes_url(pg_url: str) -> str:
     """A database of its own holding a committed history (other connections see it)."""
 
     async def build() -> str:
-        admin = make_url(pg_url).set(drivername="postgresql", database="postgres")
-        conn = await asyncpg.connect(admin.render_as_string(hide_password=False), timeout=10)
-        try:
-            await conn.execute(f'drop database if exists "{LANES_DATABASE}" with (force)')
-            await conn.execute(f'create database "{LANES_DATABASE}"')
-        finally:
-            await conn.close()
-        url = make_url(pg_url).set(database=LANES_DATABASE).render_as_string(
-            hide_password=False
-        )
-        await migrate(url)
+        url = await _fresh_pg(pg_url, LANES_DATABASE)
         engine = create_engine(url)
         try:
             async with AsyncSession(engine) as s, s.begin():
