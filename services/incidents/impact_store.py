@@ -246,15 +246,66 @@ async def live_impact(
 
 
 class ImpactRecorder:
-    """``incident_changed_hooks`` entry: record impact on restoration and at close."""
+    """``incident_changed_hooks`` entry and timer: record impact on restoration and at close.
 
-    def __init__(self, topology: Any, policy: Policy) -> None:
+    An incident is recorded at once when it reaches a recorded status (restored, closed,
+    completed) or changes status among them, so the restoration and final values are exact.
+    A restored incident keeps changing in a storm (late power_on, every batch of first
+    notices) and each record rewrites all its customers' rows, which made a large incident
+    cost O(customers) per batch; later changes within ``refresh`` of its last record are
+    folded into one record ``refresh`` after it (:meth:`run_due`, :meth:`next_wake`). The
+    pending refreshes live in memory: after a restart the next change or the close records
+    the incident again.
+    """
+
+    def __init__(
+        self, topology: Any, policy: Policy, refresh: timedelta = timedelta(seconds=60)
+    ) -> None:
         self._topology = topology  # a callable returning the current topology
         self.policy = policy
+        self.refresh = refresh
+        self._last: dict[str, tuple[str, datetime]] = {}  # id → (status, recorded at)
+        self._due: dict[str, datetime] = {}  # id → pending refresh
+        self.records = 0
 
     async def __call__(self, uow: Any, incidents: Sequence[Incident], ctx: Any) -> None:
+        now = ctx.clock.now()
         for inc in incidents:
-            if inc.kind in IMPACT_KINDS and inc.status in RECORD_STATUSES:
-                await record_impact(
-                    uow.session, inc, self._topology(), self.policy, ctx.clock.now()
-                )
+            if inc.kind not in IMPACT_KINDS or inc.status not in RECORD_STATUSES:
+                continue
+            last = self._last.get(inc.id)
+            if last is not None and last[0] == inc.status and now < last[1] + self.refresh:
+                self._due.setdefault(inc.id, last[1] + self.refresh)
+                continue
+            await self._record(uow.session, inc, now)
+
+    async def _record(self, session: AsyncSession, inc: Incident, now: datetime) -> None:
+        await record_impact(session, inc, self._topology(), self.policy, now)
+        self.records += 1
+        self._due.pop(inc.id, None)
+        if inc.status in FINAL_STATUSES:
+            self._last.pop(inc.id, None)  # a closed incident rarely changes again
+        else:
+            self._last[inc.id] = (inc.status, now)
+
+    async def run_due(self, uow: Any, now: datetime, ctx: Any) -> datetime | None:
+        """``timer_hooks`` entry: record the incidents whose refresh is due at ``now``."""
+        from services.incidents.sla_scheduler import held_or_loaded
+
+        due = sorted(i for i, at in self._due.items() if at <= now)
+        if due:
+            incidents, _ = await held_or_loaded(uow.session, due, ctx)
+            for inc in incidents:
+                if inc.kind in IMPACT_KINDS and inc.status in RECORD_STATUSES:
+                    await self._record(uow.session, inc, now)
+            for i in due:  # unknown, or no longer recorded (reopened): nothing owed
+                self._due.pop(i, None)
+        return self.next_wake_at()
+
+    def next_wake_at(self) -> datetime | None:
+        """The earliest pending refresh."""
+        return min(self._due.values(), default=None)
+
+    async def next_wake(self, uow: Any, ctx: Any) -> datetime | None:
+        """``wake_sources`` entry: the earliest pending refresh."""
+        return self.next_wake_at()

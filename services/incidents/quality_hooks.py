@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
@@ -53,10 +54,14 @@ class QualityHooks:
 
 
 def install(
-    ctx: HandlerContext, policy: Policy, tz: ZoneInfo | str = "Asia/Shanghai"
+    ctx: HandlerContext,
+    policy: Policy,
+    tz: ZoneInfo | str = "Asia/Shanghai",
+    impact_refresh: timedelta = timedelta(seconds=60),
 ) -> QualityHooks:
     """Register the voltage/report signal handler, the SLA refresh and impact recorder (on
-    incident changes) and the SLA scheduler (a timer hook) on ``ctx``."""
+    incident changes; its refreshes are a timer) and the SLA scheduler (a timer hook) on
+    ``ctx``."""
     zone = ZoneInfo(tz) if isinstance(tz, str) else tz
     watch = VoltageWatch(lambda: ctx.cache.topology, policy)
     hooks = QualityHooks(
@@ -64,7 +69,7 @@ def install(
         signals=QualitySignals(watch, zone),
         sla_refresh=SlaRefresh(policy),
         sla_scheduler=SlaScheduler(policy),
-        impact=ImpactRecorder(lambda: ctx.cache.topology, policy),
+        impact=ImpactRecorder(lambda: ctx.cache.topology, policy, impact_refresh),
     )
     ctx.extra_signal_handlers.append(hooks.signals)
     # impact first: it reads nothing the SLA refresh writes, and both see the same state
@@ -72,6 +77,8 @@ def install(
     ctx.incident_changed_hooks.append(hooks.sla_refresh)
     ctx.timer_hooks.append(hooks.sla_scheduler)
     ctx.wake_sources.append(hooks.sla_scheduler.next_wake)
+    ctx.timer_hooks.append(hooks.impact.run_due)
+    ctx.wake_sources.append(hooks.impact.next_wake)
     return hooks
 
 

@@ -18,6 +18,10 @@ class IncidentsSettings(CommonSettings):
     # long past its due time fires anyway (a never-ending backlog must not starve timers).
     # 0 = no hold (fire on the clock alone).
     incidents_timer_max_hold_s: float = Field(default=300.0, ge=0)
+    # A restored incident's impact is re-recorded at most this often while late evidence and
+    # first notices keep changing it (each record rewrites all its customers' rows); its
+    # restoration and close are recorded at once.
+    incidents_impact_refresh_s: float = Field(default=60.0, ge=0)
     # Prefix for the signal, lifecycle and dead-letter topics: isolates a test run on a
     # shared broker. Empty in production (DESIGN's names).
     incidents_topic_prefix: str = ""

@@ -89,7 +89,10 @@ class IncidentsService:
         self.topics = IncidentTopics.prefixed(prefix) if prefix else IncidentTopics()
         self.cache = FeederStateCache(topology or Topology.build([], [], [], []), self.rules)
         self.ctx = HandlerContext(self.cache, clock, self.topics)
-        self.quality = install(self.ctx, policy, settings.timezone)
+        self.quality = install(
+            self.ctx, policy, settings.timezone,
+            timedelta(seconds=settings.incidents_impact_refresh_s),
+        )  # fmt: skip
         self.readiness = Readiness()
         self._consumer: BatchConsumer | None = None
         self._deliveries: BatchConsumer | None = None

@@ -131,6 +131,44 @@ class TestImpact:
         assert inc.impact["final"] is True
         assert inc.impact["total"] == pytest.approx(total.total)
 
+    async def test_changes_after_restoration_fold_into_one_refresh(
+        self, sessions: Sessions
+    ) -> None:
+        d, incident_id = await four_hour_outage(sessions)
+        await d.feed(device("d-close", "device_close", "F01-FU1", 240))
+        recorder = d.hooks.impact
+        assert recorder.records == 1  # at restoration, at once
+
+        async def notified_in_time(customer: str) -> bool:
+            got = {r.customer_id: r for r in await rows(sessions, customer_impacts)}
+            return bool(got[customer].inputs["notified_in_time"])
+
+        # C3's first notice (sent at 5 min, in time) arrives 30 s after the restoration:
+        # within the refresh of the last record, so it is owed, not recorded yet
+        await d.clock.advance_to(at(240.5))
+        await d.deliveries(delivery(incident_id, C3, 5))
+        assert recorder.records == 1
+        assert not await notified_in_time(C3)
+        assert recorder.next_wake_at() == at(241)
+        # C4's arrives before the refresh is due: the same refresh covers it
+        await d.clock.advance_to(at(240.75))
+        await d.deliveries(delivery(incident_id, C4, 6))
+        await d.timers(240.75)  # not due yet
+        assert recorder.records == 1
+        assert not await notified_in_time(C4)
+
+        await d.timers(241)
+        assert recorder.records == 2
+        assert await notified_in_time(C3) and await notified_in_time(C4)
+        assert recorder.next_wake_at() is None
+        (inc,) = await rows(sessions, orm.incidents)
+        assert inc.impact["computed_at"] == at(241).isoformat()
+
+        # the close changes the status: recorded at once, final
+        await act(d, incident_id, "close", 241.5, cause="tree")
+        assert recorder.records == 3
+        assert {r.final for r in await rows(sessions, customer_impacts)} == {True}
+
     async def test_live_impact_while_open(self, sessions: Sessions) -> None:
         _, incident_id = await four_hour_outage(sessions)
         async with sessions() as session:
