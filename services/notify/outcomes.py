@@ -127,7 +127,9 @@ class OutcomeWriter:
         self._on_committed = on_committed
         self._on_cancelled = on_cancelled
 
-    async def write(self, outcomes: Sequence[Outcome]) -> None:
+    async def write(self, outcomes: Sequence[Outcome]) -> list[Outcome]:
+        """Record ``outcomes`` in one transaction; the ones recorded (those whose job this
+        sender still held)."""
         updates = [o.update for o in outcomes if o.update is not None]
         async with UnitOfWork(self._sessions) as uow:
             repo = QueueRepository(uow.session)
@@ -155,6 +157,7 @@ class OutcomeWriter:
             keys = [o.cancelled for o in outcomes if o.cancelled is not None]
             if keys:
                 self._on_cancelled(keys)
+        return outcomes
 
 
 def _still_claimed(outcomes: Sequence[Outcome], kept: set[int]) -> list[Outcome]:

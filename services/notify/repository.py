@@ -9,9 +9,10 @@ remembers what was loaded so :meth:`StateRepository.save` writes only what chang
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from operator import attrgetter
 from typing import Any
 
 import orjson
@@ -111,8 +112,10 @@ def _interruption_values(i: Interruption) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def _interruption_sig(i: Interruption) -> tuple[Any, ...]:
-    return (i.started_at, i.restored_at, i.restore_verified, i.moved_from, i.moved_to, i.reported)
+# What save compares to find changed interruptions (one C call a row: a kept state has many).
+_interruption_sig: Callable[[Interruption], tuple[Any, ...]] = attrgetter(
+    "started_at", "restored_at", "restore_verified", "moved_from", "moved_to", "reported"
+)
 
 
 def _incident_sig(info: IncidentInfo) -> tuple[Any, ...]:
@@ -158,6 +161,7 @@ class StateRepository:
         customers: Sequence[str] | None = None,
         *,
         budget: int = FAMILY_LIMIT,
+        job_stages: Sequence[str] | None = None,
     ) -> None:
         """Load into ``state`` the incidents linked to ``seeds`` that are not loaded yet,
         at most ``budget`` incidents, breadth first: a few set-based queries per link level
@@ -166,7 +170,9 @@ class StateRepository:
         With ``customers`` (the sender re-checking a round of due jobs) only those
         customers' interruptions and jobs are loaded, and only their moves link incidents.
         Jobs are recorded in creation (``id``) order, so "the latest job" means the same
-        however the family was reached.
+        however the family was reached. With ``job_stages`` only the jobs of those stages
+        that are not cancelled are loaded (the sender's re-check asks about no others:
+        ``family_jobs`` skips cancelled jobs), which spares most job rows of a round.
         """
         frontier = {s for s in seeds if s} - base.loaded
         jobs: list[Any] = []
@@ -178,7 +184,7 @@ class StateRepository:
             links |= await self._load_interruptions(state, base, ids, customers)
             if customers is None:
                 await self._load_planned(state, base, ids)
-            jobs.extend(await self._load_jobs(ids, customers))
+            jobs.extend(await self._load_jobs(ids, customers, job_stages))
             frontier = links - base.loaded
         jobs.sort(key=lambda r: r.id)
         for r in jobs:
@@ -229,9 +235,8 @@ class StateRepository:
                 r.incident_id, r.customer_id, started, from_db(r.restored_at),
                 r.restore_verified, r.moved_from, r.moved_to, r.reported,
             )  # fmt: skip
-            key = (i.incident_id, i.customer_id)
-            state.interruptions[key] = i
-            base.interruptions[key] = _interruption_sig(i)
+            state.put_interruption(i)
+            base.interruptions[(i.incident_id, i.customer_id)] = _interruption_sig(i)
             links.update(x for x in (i.moved_from, i.moved_to) if x)
         return links
 
@@ -244,11 +249,16 @@ class StateRepository:
             state.planned_customers.setdefault(r.incident_id, set()).add(r.customer_id)
             base.planned.add((r.incident_id, r.customer_id))
 
-    async def _load_jobs(self, ids: Sequence[str], customers: Sequence[str] | None) -> list[Any]:
+    async def _load_jobs(
+        self, ids: Sequence[str], customers: Sequence[str] | None, stages: Sequence[str] | None
+    ) -> list[Any]:
         t = orm.jobs
         query = select(*(t.c[c] for c in JOB_COLUMNS)).where(t.c.incident_id.in_(ids))
         if customers is not None:
             query = query.where(in_list(self.session, t.c.customer_id, customers))
+        if stages is not None:
+            query = query.where(t.c.stage.in_(list(stages)),
+                                t.c.status != JobStatus.CANCELLED.value)  # fmt: skip
         return list((await self.session.execute(query)).all())
 
     async def save(self, state: IndexedNotifyState, base: Baseline) -> None:
@@ -264,14 +274,16 @@ class StateRepository:
             await self.session.execute(
                 stmt.on_conflict_do_update(index_elements=["id"], set_=cols), changed
             )
-        new, updated = [], []
+        new: list[dict[str, Any]] = []
+        updated: list[dict[str, Any]] = []
+        saved = base.interruptions
         for key, i in state.interruptions.items():
-            sig = base.interruptions.get(key)
-            if sig is None:
-                new.append(_interruption_values(i))
-            elif sig != _interruption_sig(i):
-                updated.append(_interruption_values(i))
-            base.interruptions[key] = _interruption_sig(i)
+            sig = _interruption_sig(i)
+            before = saved.get(key)
+            if before == sig:
+                continue
+            (new if before is None else updated).append(_interruption_values(i))
+            saved[key] = sig
         if len(new) >= COPY_THRESHOLD and self._postgres:
             names = list(new[0])
             await copy_rows(self.session, orm.SCHEMA, "interruptions", names,

@@ -38,7 +38,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -87,6 +87,8 @@ RUN_DUE_MAX_S = 2.0
 # Rounds claimed (and re-checked) at once: the next round's database round trips overlap
 # the last one's, so their latency does not stall the stream.
 CLAIMS_AT_ONCE = 2
+# The stages whose jobs the re-check (check_due) looks at in a family; others are not loaded.
+RECHECKED_STAGES = ("outage_detected", "etr_set", "etr_changed")
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,7 +121,11 @@ class Sender:
         before_commit: BeforeCommit | None = None,
         on_committed: Callable[[], None] | None = None,
         on_cancelled: Callable[[Sequence[JobKey]], None] | None = None,
+        sole_writer: bool = False,
     ) -> None:
+        """``sole_writer``: this sender is the only writer of ``last_message`` (the demo),
+        so each customer's last message is read once and then kept up to date from the
+        outcomes this sender commits, instead of re-read every round."""
         self._sessions = sessions
         self._clock = clock
         self._channels = dict(channels)
@@ -138,6 +144,8 @@ class Sender:
         self._rounds: set[asyncio.Task[None]] = set()  # rounds sending and recording
         self.sent = 0
         self.reclaimed = 0
+        # customer → last message time (None: none yet); only under sole_writer
+        self._last_sent: dict[str, datetime | None] | None = {} if sole_writer else None
 
     def _claim_limit(self) -> int:
         """How many jobs the buckets can pay for now (an unlimited channel: a full batch)."""
@@ -222,13 +230,40 @@ class Sender:
         # Each seed keeps its own family budget.
         seeds = sorted({r.incident_id for r in rows})
         await repo.load_family(ctx.state, Baseline(), seeds, customers,
-                               budget=FAMILY_LIMIT * len(seeds))  # fmt: skip
-        last = await queue.last_sent(customers)
-        ctx.last_sent = {c: at for c, r in last.items() if (at := from_db(r.at))}
+                               budget=FAMILY_LIMIT * len(seeds),
+                               job_stages=RECHECKED_STAGES)  # fmt: skip
+        ctx.last_sent = await self._last_sent_of(queue, customers)
         ctx.opted_out = await queue.opted_out(customers)
         pairs = [(r.incident_id, r.customer_id) for r in rows if r.stage == "outage_detected"]
         ctx.escalations = await queue.pending_escalations(pairs) if pairs else set()
         return ctx
+
+    async def _last_sent_of(
+        self, queue: QueueRepository, customers: Sequence[str]
+    ) -> dict[str, datetime]:
+        """customer → the time of its last message (customers never told are absent)."""
+        known = self._last_sent
+        if known is None:
+            last = await queue.last_sent(customers)
+            return {c: at for c, r in last.items() if (at := from_db(r.at))}
+        missing = [c for c in customers if c not in known]
+        if missing:
+            last = await queue.last_sent(missing)
+            for c in missing:
+                row = last.get(c)
+                known[c] = from_db(row.at) if row is not None else None
+        return {c: at for c in customers if (at := known.get(c)) is not None}
+
+    def _remember_sent(self, outcomes: Sequence[Outcome]) -> None:
+        """Keep the cached last messages equal to what the committed outcomes wrote (the
+        last row of a customer wins, as in ``set_last_messages``)."""
+        known = self._last_sent
+        if known is None:
+            return
+        for o in outcomes:
+            if o.last_message is not None:
+                at = o.last_message["at"]
+                known[o.last_message["customer_id"]] = at.astimezone(UTC)
 
     async def _send_and_record(
         self,
@@ -313,7 +348,13 @@ class Sender:
             outcomes = [o for o in group if o is not None]
             if not outcomes:
                 continue
-            await self._writer.write(outcomes)
+            try:
+                recorded = await self._writer.write(outcomes)
+            except BaseException:
+                if self._last_sent is not None:
+                    self._last_sent.clear()  # the commit may or may not have happened
+                raise
+            self._remember_sent(recorded)
             committed = time.monotonic()
             for o in outcomes:
                 if o.answered is not None:

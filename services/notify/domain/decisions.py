@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from services.notify.domain.job_state import Job
 from services.notify.domain.model import (
     CustomerEntry,
     IncidentInfo,
@@ -257,18 +258,27 @@ def _etr_jobs(
 ) -> list[JobSpec]:
     assert info.etr is not None
     specs: list[JobSpec] = []
+    etr = info.etr.isoformat()
     for interruption in state.active_customers(info.id):
         customer = interruption.customer_id
         due = max(_notice_due(interruption, policy), event.occurred_at)
-        payload = {"etr": info.etr.isoformat()}
-        last = state.last_told_etr(customer, family)
-        if last is None and not state.told(customer, family, "etr_set"):
+        payload = {"etr": etr}
+        # last_told_etr and told(etr_set) in one look at the customer's jobs
+        told = state.family_jobs(customer, family, ("etr_set", "etr_changed"))
+        last = _etr_of(told[-1]) if told else None
+        if last is None and not any(job.spec.stage == "etr_set" for job in told):
             specs.append(_spec(info, customer, "etr_set", 0, due, payload))
         elif last is None or abs(info.etr - last) >= policy.etr_change_threshold:
             if last is not None:
                 payload["previous_etr"] = last.isoformat()
             specs.append(_spec(info, customer, "etr_changed", event.seq, due, payload))
     return specs
+
+
+def _etr_of(job: Job) -> datetime | None:
+    """The ETR an etr_set / etr_changed job told (as :meth:`NotifyState.last_told_etr`)."""
+    value = job.spec.payload.get("etr")
+    return datetime.fromisoformat(value) if isinstance(value, str) else None
 
 
 def _restored_jobs(

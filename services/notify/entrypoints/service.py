@@ -96,7 +96,8 @@ class NotifyService:
         sole_writer: bool = False,
     ) -> None:
         """``sole_writer``: no other process writes the notify schema (the demo); the
-        lifecycle handler then keeps its decision state between batches."""
+        lifecycle handler then keeps its decision state between batches and the sender its
+        customers' last messages."""
         self.settings = settings
         self._cache = StateCache() if sole_writer else None
         self._applied = False
@@ -129,6 +130,7 @@ class NotifyService:
             operators=(operators, url) if operators is not None and url else None,
             before_commit=before_commit, on_committed=self._wake_relay,
             on_cancelled=self._cache.cancelled if self._cache is not None else None,
+            sole_writer=sole_writer,
         )  # fmt: skip
         self._ctx = LifecycleContext(self.policy, clock, lambda: self.topology.current)
         self.registry = registry if registry is not None else CollectorRegistry()

@@ -176,7 +176,7 @@ class Harness:
 
     def __init__(self, engine: AsyncEngine, gateway: SmsGateway, topo: Topology, *,
                  before_commit: BeforeCommit | None = None, operators: bool = False,
-                 **settings: Any) -> None:  # fmt: skip
+                 sole_writer: bool = False, **settings: Any) -> None:  # fmt: skip
         self.engine = engine
         self.gateway = gateway
         self.clock = VirtualClock(T0)
@@ -192,12 +192,13 @@ class Harness:
         self.settings = NotifyServiceSettings(**{**base, **settings})
         self.sms = SmsHttpChannel(gateway.url)
         self.hook = WebhookChannel(SECRET, self.clock)
+        self.sole_writer = sole_writer
         self.service = self._service(topo, before_commit)
 
     def _service(self, topo: Topology, before_commit: BeforeCommit | None) -> NotifyService:
         return NotifyService(
             self.settings, self.bus, self.sessions, self.clock, topo, {"sms": self.sms},
-            operators=self.hook, before_commit=before_commit,
+            operators=self.hook, before_commit=before_commit, sole_writer=self.sole_writer,
         )  # fmt: skip
 
     async def restart(self, before_commit: BeforeCommit | None = None) -> NotifyService:

@@ -1,0 +1,58 @@
+"""A sole-writer notify service (the demo's) keeps its customers' last messages between
+sender rounds: what it decides must be what a service re-reading them every round
+decides, the throttle included."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from tests.integration.notify.service_harness import Harness, SmsGateway, at, topology
+
+
+@pytest.fixture(params=[False, True], ids=["shared", "sole_writer"])
+async def harness(
+    request: pytest.FixtureRequest, notify_engine: AsyncEngine, gateway: SmsGateway
+) -> AsyncIterator[Harness]:
+    h = Harness(notify_engine, gateway, topology(6), sole_writer=request.param)
+    await h.service.start()
+    try:
+        yield h
+    finally:
+        await h.close()
+
+
+class TestThrottleAcrossRounds:
+    async def test_etr_after_the_notice_waits_for_the_throttle(self, harness: Harness) -> None:
+        h, gw = harness, harness.gateway
+        await h.publish(h.feed.event("INC1", "opened", 0, added=["C000001", "C000002"]))
+        await h.run_until(6)
+        assert len(gw.to("C000001")) == 1  # the outage notice at 5 min: a first round
+        await h.publish(h.feed.event("INC1", "etr_set", 10, etr=at(240)))
+        await h.clock.advance_to(at(10))
+        await h.run_until(34)
+        # the notice of a later round is what the throttle counts from (5 + 30 min)
+        assert len(gw.to("C000001")) == 1
+        await h.run_until(36)
+        assert len(gw.to("C000001")) == 2
+        assert len(gw.to("C000002")) == 2
+        assert await h.scalar("SELECT count(*) FROM notify.attempts") == 4
+
+    async def test_restored_customer_is_not_told_again(self, harness: Harness) -> None:
+        h, gw = harness, harness.gateway
+        await h.publish(h.feed.event("INC2", "opened", 0, added=["C000003"]))
+        await h.run_until(6)
+        await h.publish(h.feed.event("INC2", "restored", 20, status="restored",
+                                     restored=["C000003"]))  # fmt: skip
+        await h.clock.advance_to(at(20))
+        await h.run_until(60)
+        await h.publish(h.feed.event("INC3", "opened", 61, added=["C000003"]))
+        await h.clock.advance_to(at(61))
+        await h.run_until(70)
+        # notice, restored (never throttled), then the new outage's notice (past the
+        # throttle counted from the restored message)
+        stages = await h.scalar("SELECT count(*) FROM notify.jobs WHERE status = 'sent'")
+        assert stages == 3
+        assert len(gw.to("C000003")) == 3
