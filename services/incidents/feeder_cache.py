@@ -213,7 +213,7 @@ class FeederStateCache:
         moved = [g for inc, m in pairs for g in gone_interruptions(inc, m)]
         await delete_interruptions(session, moved)
         for inc, meta in pairs:
-            await save_incident(session, inc, meta, now)
+            await save_incident(session, inc, meta, now, self.topology)
             changed.add(inc.feeder_id)
             if inc.id not in s.incidents:
                 self.metas.pop(inc.id, None)  # finished: no longer held in memory

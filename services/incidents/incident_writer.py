@@ -50,7 +50,9 @@ async def save_changed(
     for inc in loose:
         events = inc.drain_events()
         fill_sla(events, [inc])
-        await save_incident(uow.session, inc, metas.get(inc.id) or IncidentMeta(), now)
+        await save_incident(
+            uow.session, inc, metas.get(inc.id) or IncidentMeta(), now, ctx.cache.topology
+        )
         messages += [
             (ctx.topics.lifecycle, e.incident_id, orjson.dumps(e.to_message()), e.seq)
             for e in events

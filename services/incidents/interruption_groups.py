@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.common.topology import orm as topo
+from services.common.topology.model import Topology
 from services.incidents import orm
 
 CHUNK = 500  # ids per IN (...) list; keeps SQLite under its bound-parameter limit
@@ -85,6 +86,18 @@ KEEP_GROUPS = {k: f"CASE WHEN t.feeder_id IS NULL THEN excluded.{k} ELSE t.{k} E
                for k in ("feeder_id", "substation", "area")}  # fmt: skip
 
 
+def groups_of(topology: Topology, customer_id: str) -> tuple[str | None, str | None, str | None]:
+    """(feeder, substation, area) of the customer in ``topology``; all None when it or its
+    path is missing (as the SQL lookup leaves such rows NULL)."""
+    c = topology.customers.get(customer_id)
+    t = topology.transformers.get(c.transformer) if c is not None else None
+    d = topology.devices.get(t.device) if t is not None else None
+    f = topology.feeders.get(d.feeder) if d is not None else None
+    if t is None or f is None:
+        return None, None, None
+    return f.id, f.substation, t.area or f.area  # a transformer's own area overrides
+
+
 async def upsert_interruptions(
     session: AsyncSession,
     columns: Sequence[str],
@@ -92,10 +105,12 @@ async def upsert_interruptions(
     updated: Sequence[str],
     *,
     stamp: bool,
+    topology: Topology | None = None,
 ) -> None:
     """PostgreSQL: upsert interruption ``rows`` (tuples of ``columns``) in one statement,
     setting ``updated`` on a conflict; ``stamp``: the rows are new to their incident and get
-    their groups from the topology as :func:`stamp_groups` would give them."""
+    their groups as :func:`stamp_groups` would give them, from ``topology`` (the one the
+    process holds, loaded from the database) or else from the stored topology."""
     from services.incidents.bulk_sql import (
         insert_rows,
         qualified,
@@ -106,11 +121,22 @@ async def upsert_interruptions(
     )
 
     t = orm.interruptions
+    if not rows:
+        return
+    if stamp and topology is not None:
+        # Looked up here, not joined in SQL: the join read the whole customer table per
+        # statement once a batch was large enough for a hash join. A customer the process's
+        # topology lacks (not loaded yet, or just added) sends the batch the SQL way.
+        cid = columns.index("customer_id")
+        grouped = [(*r, *groups_of(topology, r[cid])) for r in rows]
+        if all(g[-3] is not None for g in grouped):
+            update = {c: f"excluded.{quote(c)}" for c in updated} | KEEP_GROUPS
+            await insert_rows(session, t, (*columns, *KEEP_GROUPS), grouped,
+                              conflict=("incident_id", "customer_id"), update=update)  # fmt: skip
+            return
     if not stamp or not await _has_topology(session):
         await insert_rows(session, t, columns, rows, conflict=("incident_id", "customer_id"),
                           update=updated)  # fmt: skip
-        return
-    if not rows:
         return
     names = ", ".join(quote(c) for c in (*columns, *KEEP_GROUPS))
     sets = [f"{quote(c)} = excluded.{quote(c)}" for c in updated]

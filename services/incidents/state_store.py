@@ -20,6 +20,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.common.topology.model import Topology
 from services.incidents import orm
 from services.incidents.bulk_sql import insert_rows, is_postgres
 from services.incidents.domain.meter_state import CorrelatorState, CustomerState, DeviceState
@@ -397,7 +398,11 @@ def incident_values(inc: Incident, version: int, now: datetime) -> dict[str, Any
 
 
 async def save_incident(
-    session: AsyncSession, inc: Incident, meta: IncidentMeta, now: datetime
+    session: AsyncSession,
+    inc: Incident,
+    meta: IncidentMeta,
+    now: datetime,
+    topology: Topology | None = None,
 ) -> None:
     """Write one changed incident: its row (version bumped), interruption and membership
     changes, and the timeline and ETR entries appended since the last save.
@@ -414,7 +419,7 @@ async def save_incident(
             index_elements=["id"], set_={k: stmt.excluded[k] for k in values if k != "id"}
         )
     )
-    await _save_interruptions(session, inc, meta)
+    await _save_interruptions(session, inc, meta, topology)
     new_affected = sorted(inc.customers_affected - meta.affected)
     if new_affected and is_postgres(session):
         await insert_rows(session, orm.incident_customers, ("incident_id", "customer_id"),
@@ -482,7 +487,9 @@ def gone_interruptions(inc: Incident, meta: IncidentMeta) -> list[tuple[str, str
     return [(inc.id, c) for c in meta.interruptions if c not in inc.interruptions]
 
 
-async def _save_interruptions(session: AsyncSession, inc: Incident, meta: IncidentMeta) -> None:
+async def _save_interruptions(
+    session: AsyncSession, inc: Incident, meta: IncidentMeta, topology: Topology | None
+) -> None:
     saved = meta.interruptions
     for c in [c for c in saved if c not in inc.interruptions]:
         del saved[c]  # deleted by delete_interruptions beforehand
@@ -503,7 +510,8 @@ async def _save_interruptions(session: AsyncSession, inc: Incident, meta: Incide
         for rows, stamp in ((changed, False), (new_rows, True)):
             if rows:
                 await upsert_interruptions(session, INTERRUPTION_COLUMNS, rows,
-                                           INTERRUPTION_COLUMNS[2:], stamp=stamp)  # fmt: skip
+                                           INTERRUPTION_COLUMNS[2:], stamp=stamp,
+                                           topology=topology)  # fmt: skip
         return
     if ordered:
         stmt = upsert(session, orm.interruptions)

@@ -219,3 +219,47 @@ class TestStoreSurveys:
         got = await table(batch, surveys, surveys.c.event_id)
         assert got == await table(one, surveys, surveys.c.event_id)
         assert [r[2] for r in got] == ["I1", "I2", None, "IX"]
+
+
+class TestInterruptionGroups:
+    async def test_groups_from_the_held_topology_equal_the_stored_lookup(
+        self, two_dbs: list[Sessions]
+    ) -> None:
+        """Rows new to an incident get (feeder, substation, area) from the process's topology
+        in one database and from the stored topology's SQL lookup in the other; a
+        transformer's own area overrides its feeder's; an unknown customer has none."""
+        from services.common.topology.model import Feeder, Transformer
+        from services.common.topology.repository import store_topology
+        from services.incidents.domain.model import Incident, Interruption
+        from services.incidents.state_store import IncidentMeta, save_incident
+        from tests.unit.incidents.topology_fixture import build_topology
+
+        base = build_topology()
+        remote = Transformer("T31", "F01-FU3", 220, 1, area="remote")  # overrides "urban"
+        topology = type(base).build(
+            [Feeder("F01", "Yunhe 1", "S1", "urban")], list(base.devices.values()),
+            [remote if t.id == "T31" else t for t in base.transformers.values()],
+            list(base.customers.values()),
+        )  # fmt: skip
+        customers = sorted(topology.customers)[::3]
+        got = []
+        for sessions, held in zip(two_dbs, (topology, None), strict=True):
+            async with UnitOfWork(sessions) as uow:
+                await store_topology(uow.session, topology)
+                for iid, who in (("I-KNOWN", customers), ("I-UNKNOWN", ["C-NOT-IN-TOPOLOGY"])):
+                    inc = Incident(iid, "outage", "detected", "F01", "urban", T0)
+                    for c in who:
+                        inc.add_interruption(Interruption(c, T0, "meter"))
+                    await save_incident(uow.session, inc, IncidentMeta(), T0, held)
+                await uow.commit()
+            t = orm.interruptions
+            got.append(await table(sessions, sa.select(
+                t.c.incident_id, t.c.customer_id, t.c.feeder_id, t.c.substation, t.c.area
+            ).subquery(), "incident_id", "customer_id"))  # fmt: skip
+        assert got[0] == got[1]
+        by_customer = {r[1]: r[2:] for r in got[0]}
+        assert by_customer["C-NOT-IN-TOPOLOGY"] == (None, None, None)
+        t31 = [c for c in customers if topology.customers[c].transformer == "T31"]
+        assert t31
+        assert {by_customer[c] for c in t31} == {("F01", "S1", "remote")}
+        assert {by_customer[c] for c in customers if c not in t31} == {("F01", "S1", "urban")}
