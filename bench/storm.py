@@ -401,7 +401,7 @@ async def run(args: argparse.Namespace, res: Resources) -> dict[str, Any]:
     acked = await guarded(stack, replay(lines, kafka.bootstrap, span_s=0))
     t_sent = time.time()
     print(f"burst acknowledged in {t_sent - t0:.1f}s; waiting for the stack", flush=True)
-    applied_at = await guarded(stack, _wait_applied(url, len(expected), args.timeout))
+    applied_at = await guarded(stack, _wait_applied(url, len(expected), args.timeout, stack))
     print(f"all {len(expected)} signals applied after {applied_at - t0:.1f}s", flush=True)
     quiet_at = await guarded(stack, _wait_quiet(url, base, args.timeout))
     stack.sample()
@@ -463,9 +463,13 @@ async def run(args: argparse.Namespace, res: Resources) -> dict[str, Any]:
     }
 
 
-async def _wait_applied(url: str, n: int, within_s: float) -> float:
-    """Until incidents stored every valid signal of the storm; the time.time() it did."""
+async def _wait_applied(url: str, n: int, within_s: float, stack: Stack | None = None) -> float:
+    """Until incidents stored every valid signal of the storm; the time.time() it did.
+    With ``stack``, prints a line a second: signals stored, each process's CPU share in
+    that second and the whole machine's (broker and database included)."""
     done, started = 0, time.time()
+    last = (started, _machine_busy(), {p.label: p.usage.cpu_s for p in stack.processes}
+            if stack else {})  # fmt: skip
     try:
         async with asyncio.timeout(within_s):
             while True:
@@ -473,9 +477,30 @@ async def _wait_applied(url: str, n: int, within_s: float) -> float:
                 if done >= n:
                     return time.time()
                 await asyncio.sleep(0.2)
+                if stack is not None and time.time() - last[0] >= 1.0:
+                    stack.sample()
+                    now, busy = time.time(), _machine_busy()
+                    cpu = {p.label: p.usage.cpu_s for p in stack.processes}
+                    span = now - last[0]
+                    prefix = stack.cfg.name + "-"
+                    shares = " ".join(
+                        f"{k.removeprefix(prefix)}={100 * (v - last[2][k]) / span:.0f}%"
+                        for k, v in cpu.items()
+                    )
+                    machine = 100 * (busy[0] - last[1][0]) / max(1, busy[1] - last[1][1])
+                    print(f"  {now - started:6.1f}s stored {done:>7}  {shares}  "
+                          f"machine={machine:.0f}%", flush=True)  # fmt: skip
+                    last = (now, busy, cpu)
     except TimeoutError:
         raise TimeoutError(f"only {done} of {n} signals stored after {time.time() - started:.0f}s"
                            " (--timeout)") from None  # fmt: skip
+
+
+def _machine_busy() -> tuple[int, int]:
+    """(busy, total) jiffies of all CPUs since boot, from /proc/stat."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]
+    return sum(fields) - idle, sum(fields)
 
 
 async def _wait_quiet(url: str, base: datetime, within_s: float) -> float:
