@@ -54,20 +54,36 @@ class StateCache:
     (1) no other process writes notify state, (2) the sender reports the jobs it cancels
     (:meth:`cancelled`; the only job change decisions look at) and (3) the owner calls
     :meth:`clear` when a batch does not commit.
+
+    ``whole``: the cache holds every incident, interruption and job of the notify schema,
+    jobs in creation (id) order, with the sender's committed cancellations and sends
+    (:meth:`sent`): set by the owner when it starts on an empty schema, and unset for good
+    by :meth:`clear` or a family walk the budget stopped. The sender then re-checks its
+    rounds on this state instead of reading it back (:mod:`services.notify.sender_view`).
     """
 
     state: IndexedNotifyState = field(default_factory=IndexedNotifyState)
     base: Baseline = field(default_factory=Baseline)
+    whole: bool = False
 
     def clear(self) -> None:
         self.state, self.base = IndexedNotifyState(), Baseline()
+        self.whole = False
 
     def cancelled(self, keys: Sequence[JobKey]) -> None:
         """Jobs the sender cancelled (committed)."""
+        self._set_status(keys, JobStatus.CANCELLED)
+
+    def sent(self, keys: Sequence[JobKey]) -> None:
+        """Jobs the sender sent (committed)."""
+        self._set_status(keys, JobStatus.SENT)
+
+    def _set_status(self, keys: Sequence[JobKey], status: JobStatus) -> None:
+        jobs = self.state.jobs
         for key in keys:
-            job = self.state.jobs.get(key)
+            job = jobs.get(key)
             if job is not None:
-                self.state.jobs[key] = replace(job, status=JobStatus.CANCELLED)
+                jobs[key] = replace(job, status=status)
 
 
 @dataclass(slots=True)
@@ -105,7 +121,8 @@ async def apply_lifecycle(
             result.skipped += 1
             continue
         done.add(event.event_id)  # a batch may hold the same event twice
-        await repo.load_family(state, base, _seeds(event))
+        if not await repo.load_family(state, base, _seeds(event)) and cache is not None:
+            cache.whole = False  # linked incidents left out: no longer the whole schema
         result.jobs.extend(decide(event, state, ctx.policy))
         fresh.append(event.event_id)
         result.events += 1

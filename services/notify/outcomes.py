@@ -39,6 +39,7 @@ class Outcome:
     escalation: dict[str, Any] | None = None
     answered: float | None = None  # monotonic time of the gateway's answer
     cancelled: JobKey | None = None  # the job this outcome cancels
+    sent: JobKey | None = None  # the job this outcome records as sent
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +89,8 @@ def sent_or_failed(
         "provider_id": result.provider_id,
     }  # fmt: skip
     outcome = Outcome(update, attempt)
+    if job.status.value == "sent":
+        outcome.sent = spec.key
     if result.ok:
         outcome.last_message = {
             "customer_id": spec.customer_id, "at": now, "stage": spec.stage,
@@ -121,11 +124,13 @@ class OutcomeWriter:
         before_commit: BeforeCommit | None = None,
         on_committed: Callable[[], None] | None = None,
         on_cancelled: Callable[[Sequence[JobKey]], None] | None = None,
+        on_sent: Callable[[Sequence[JobKey]], None] | None = None,
     ) -> None:
         self._sessions = sessions
         self._before_commit = before_commit
         self._on_committed = on_committed
         self._on_cancelled = on_cancelled
+        self._on_sent = on_sent
 
     async def write(self, outcomes: Sequence[Outcome]) -> list[Outcome]:
         """Record ``outcomes`` in one transaction; the ones recorded (those whose job this
@@ -157,6 +162,10 @@ class OutcomeWriter:
             keys = [o.cancelled for o in outcomes if o.cancelled is not None]
             if keys:
                 self._on_cancelled(keys)
+        if self._on_sent is not None:
+            keys = [o.sent for o in outcomes if o.sent is not None]
+            if keys:
+                self._on_sent(keys)
         return outcomes
 
 

@@ -162,7 +162,7 @@ class StateRepository:
         *,
         budget: int = FAMILY_LIMIT,
         job_stages: Sequence[str] | None = None,
-    ) -> None:
+    ) -> bool:
         """Load into ``state`` the incidents linked to ``seeds`` that are not loaded yet,
         at most ``budget`` incidents, breadth first: a few set-based queries per link level
         whatever the number of seeds.
@@ -173,6 +173,7 @@ class StateRepository:
         however the family was reached. With ``job_stages`` only the jobs of those stages
         that are not cancelled are loaded (the sender's re-check asks about no others:
         ``family_jobs`` skips cancelled jobs), which spares most job rows of a round.
+        Returns False when the budget stopped the walk with linked incidents left unloaded.
         """
         frontier = {s for s in seeds if s} - base.loaded
         jobs: list[Any] = []
@@ -189,6 +190,7 @@ class StateRepository:
         jobs.sort(key=lambda r: r.id)
         for r in jobs:
             state.put_job(job_from_row(r))
+        return not frontier
 
     async def _load_incidents(
         self, state: IndexedNotifyState, base: Baseline, ids: Sequence[str]

@@ -60,6 +60,7 @@ from services.notify.domain.decisions import NotifyPolicy
 from services.notify.domain.model import JobKey
 from services.notify.domain.retry import RetryPolicy
 from services.notify.domain.token_bucket import TokenBucket
+from services.notify.indexed_state import IndexedNotifyState
 from services.notify.outcomes import (
     BeforeCommit,
     Outcome,
@@ -89,6 +90,10 @@ RUN_DUE_MAX_S = 2.0
 CLAIMS_AT_ONCE = 2
 # The stages whose jobs the re-check (check_due) looks at in a family; others are not loaded.
 RECHECKED_STAGES = ("outage_detected", "etr_set", "etr_changed")
+# a round started: (jobs claimed, its sending and recording, whether it claimed all due)
+Started = tuple[int, Coroutine[Any, Any, None], bool]
+# (seeds, customers, budget) → a round's re-check state kept in memory, or None
+KeptState = Callable[[Sequence[str], Sequence[str], int], IndexedNotifyState | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,11 +126,16 @@ class Sender:
         before_commit: BeforeCommit | None = None,
         on_committed: Callable[[], None] | None = None,
         on_cancelled: Callable[[Sequence[JobKey]], None] | None = None,
+        on_sent: Callable[[Sequence[JobKey]], None] | None = None,
         sole_writer: bool = False,
+        kept_state: KeptState | None = None,
     ) -> None:
         """``sole_writer``: this sender is the only writer of ``last_message`` (the demo),
         so each customer's last message is read once and then kept up to date from the
-        outcomes this sender commits, instead of re-read every round."""
+        outcomes this sender commits, instead of re-read every round. ``kept_state``: a
+        round's re-check state from state kept in memory (see
+        :func:`services.notify.sender_view.round_state`), or None to read it from the
+        database; ``on_cancelled`` / ``on_sent`` keep that state's jobs up to date."""
         self._sessions = sessions
         self._clock = clock
         self._channels = dict(channels)
@@ -137,7 +147,9 @@ class Sender:
         )  # fmt: skip
         self._retry = retry or RetryPolicy()
         self._operators = operators
-        self._writer = OutcomeWriter(sessions, before_commit, on_committed, on_cancelled)
+        self._writer = OutcomeWriter(sessions, before_commit, on_committed, on_cancelled,
+                                     on_sent)  # fmt: skip
+        self._kept_state = kept_state
         self.commit_windows_s: list[float] = []  # gateway answer → its commit, per message
         self._busy: Counter[str] = Counter()  # customers with a job in a round in flight
         self._slots: asyncio.Semaphore | None = None  # sends in flight, over all rounds
@@ -161,19 +173,18 @@ class Sender:
         started = await self._start_round(now)
         if started is None:
             return 0
-        claimed, work = started
+        claimed, work, _ = started
         await work
         return claimed
 
-    async def _start_round(
-        self, now: datetime | None = None
-    ) -> tuple[int, Coroutine[Any, Any, None]] | None:
-        """Claim and plan a round; (jobs claimed, the round's sending and recording) or None
-        when nothing was due. The round takes the tokens it may need before claiming, so
-        two rounds can be claimed at once without overdrawing the buckets."""
+    async def _start_round(self, now: datetime | None = None) -> Started | None:
+        """Claim and plan a round; (jobs claimed, the round's sending and recording, whether
+        it claimed every job due) or None when nothing was due. The round takes the tokens
+        it may need before claiming, so two rounds can be claimed at once without
+        overdrawing the buckets."""
         limit = self._claim_limit()
         if limit <= 0:  # (another round took the tokens): nothing to do, but jobs may be due
-            return 0, _nothing()
+            return 0, _nothing(), False
         # Pay for the round now: the buckets refill while it is claimed and re-checked,
         # instead of overflowing with tokens set aside for it. Unused ones go back.
         prepaid = {
@@ -190,13 +201,16 @@ class Sender:
 
     async def _claim_and_plan(
         self, now: datetime, limit: int, prepaid: dict[str, float]
-    ) -> tuple[int, Coroutine[Any, Any, None]] | None:
+    ) -> Started | None:
         # One transaction claims the round and reads what its re-check needs; it commits
         # (the claim is durable) before any message goes out.
         async with UnitOfWork(self._sessions) as uow:
             rows = await QueueRepository(uow.session).claim(now, limit, self.config.lease)
             if not rows:
                 return None
+            # Fewer than asked for: no other job was due at ``now`` (a round only moves
+            # the jobs it holds past ``now``, or ends them)
+            all_due = len(rows) < limit
             reclaimed = sum(1 for r in rows if r.status == "sending")
             later = now + timedelta(seconds=self.config.round_s)
             held = [release(r, now, later, "customer_in_flight") for r in rows
@@ -220,7 +234,7 @@ class Sender:
         work = self._send_and_record(
             plans.immediate, plans.dispatches, plans.escalations, customers
         )
-        return len(rows) + len(held), work
+        return len(rows) + len(held), work, all_due
 
     async def _load(self, session: AsyncSession, rows: Sequence[Any]) -> SendContext:
         customers = sorted({r.customer_id for r in rows})
@@ -229,9 +243,13 @@ class Sender:
         # All the round's incidents at once: a few queries per link level, not per job.
         # Each seed keeps its own family budget.
         seeds = sorted({r.incident_id for r in rows})
-        await repo.load_family(ctx.state, Baseline(), seeds, customers,
-                               budget=FAMILY_LIMIT * len(seeds),
-                               job_stages=RECHECKED_STAGES)  # fmt: skip
+        budget = FAMILY_LIMIT * len(seeds)
+        kept = self._kept_state(seeds, customers, budget) if self._kept_state else None
+        if kept is not None:
+            ctx.state = kept
+        else:
+            await repo.load_family(ctx.state, Baseline(), seeds, customers, budget=budget,
+                                   job_stages=RECHECKED_STAGES)  # fmt: skip
         ctx.last_sent = await self._last_sent_of(queue, customers)
         ctx.opted_out = await queue.opted_out(customers)
         pairs = [(r.incident_id, r.customer_id) for r in rows if r.stage == "outage_detected"]
@@ -405,6 +423,7 @@ class Sender:
                         exhausted = True
                     else:
                         sending.add(asyncio.create_task(started[1]))
+                        exhausted = exhausted or started[2]  # no need to claim again
         except BaseException:
             await _cancel(claiming | sending)
             sending.clear()

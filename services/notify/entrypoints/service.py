@@ -20,6 +20,7 @@ import orjson
 import structlog
 from fastapi import APIRouter
 from prometheus_client import CollectorRegistry, Gauge
+from sqlalchemy import literal, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from schemas.topics import CUSTOMER_REPORTS, DEAD_LETTER, DELIVERIES, LIFECYCLE
@@ -34,15 +35,18 @@ from services.common.metrics import CommonMetrics
 from services.common.outbox import OutboxRelay
 from services.common.policy import Policy, load_policy
 from services.common.topology.model import Topology
+from services.notify import orm
 from services.notify.channels.base import Channel
 from services.notify.domain.decisions import NotifyPolicy
 from services.notify.domain.retry import RetryPolicy
 from services.notify.domain.token_bucket import TokenBucket
 from services.notify.entrypoints.inbound import ReplyContext, make_inbound_router
 from services.notify.handlers import LifecycleContext, StateCache, apply_lifecycle
+from services.notify.indexed_state import IndexedNotifyState
 from services.notify.outcomes import BeforeCommit
 from services.notify.queue_repository import QueueRepository
-from services.notify.sender import Sender, SenderConfig
+from services.notify.sender import RECHECKED_STAGES, Sender, SenderConfig
+from services.notify.sender_view import round_state
 from services.notify.service_settings import NotifyServiceSettings
 from services.notify.topology_cache import TopologyCache
 
@@ -130,7 +134,9 @@ class NotifyService:
             operators=(operators, url) if operators is not None and url else None,
             before_commit=before_commit, on_committed=self._wake_relay,
             on_cancelled=self._cache.cancelled if self._cache is not None else None,
+            on_sent=self._cache.sent if self._cache is not None else None,
             sole_writer=sole_writer,
+            kept_state=self._kept_state if sole_writer else None,
         )  # fmt: skip
         self._ctx = LifecycleContext(self.policy, clock, lambda: self.topology.current)
         self.registry = registry if registry is not None else CollectorRegistry()
@@ -172,10 +178,28 @@ class NotifyService:
             client_id="notify", watchdog=self.watchdog,
         )  # fmt: skip
         await self._consumer.start()
+        if self._cache is not None and await self._schema_empty():
+            self._cache.whole = True  # everything stored from here on passes through it
         self.readiness.add("consumer", self._consumer.check)
         self.readiness.add("relay", partial(_flag, lambda: self._relay is not None
                                             and self._relay.ready))  # fmt: skip
         log.info("notify started", group=self.settings.notify_group_id)
+
+    async def _schema_empty(self) -> bool:
+        """No notify state stored yet (a kept state then holds all there is)."""
+        async with UnitOfWork(self._sessions) as uow:
+            for table in (orm.incidents, orm.interruptions, orm.jobs):
+                if await uow.session.scalar(select(literal(1)).select_from(table).limit(1)):
+                    return False
+        return True
+
+    def _kept_state(
+        self, seeds: Sequence[str], customers: Sequence[str], budget: int
+    ) -> IndexedNotifyState | None:
+        if self._cache is None:
+            return None
+        return round_state(self._cache, seeds, customers, budget=budget,
+                           job_stages=RECHECKED_STAGES)  # fmt: skip
 
     async def _apply(self, uow: UnitOfWork, records: Sequence[Record]) -> None:
         self._applied = True

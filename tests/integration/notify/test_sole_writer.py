@@ -56,3 +56,20 @@ class TestThrottleAcrossRounds:
         stages = await h.scalar("SELECT count(*) FROM notify.jobs WHERE status = 'sent'")
         assert stages == 3
         assert len(gw.to("C000003")) == 3
+
+
+class TestToldInAnotherIncidentOfTheFamily:
+    async def test_the_notice_sent_before_a_merge_cancels_the_other(self, harness: Harness) -> None:
+        h = harness
+        await h.publish(h.feed.event("INC4", "opened", 0, added=["C000004"]))
+        await h.publish(h.feed.event("INC5", "opened", 1, added=[
+            {"customer_id": "C000004", "interrupted_at": at(3).isoformat()}]))  # fmt: skip
+        await h.run_until(6)  # INC4's notice went at 5; INC5's is due at 8
+        await h.publish(h.feed.event("INC5", "merged", 6, status="merged", merged_into="INC4"))
+        await h.clock.advance_to(at(6))
+        await h.run_until(10)
+        # the re-check sees the sent notice of the family (not merely the throttle)
+        assert await h.scalar(
+            "SELECT status || ':' || last_error FROM notify.jobs WHERE incident_id = 'INC5'"
+        ) == "cancelled:already_told"
+        assert len(h.gateway.to("C000004")) == 1
