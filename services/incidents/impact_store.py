@@ -288,6 +288,22 @@ class ImpactRecorder:
         else:
             self._last[inc.id] = (inc.status, now)
 
+    async def owe(self, session: AsyncSession, incident_ids: Sequence[str], now: datetime) -> None:
+        """Some customers' inputs of these incidents changed while the incidents did not (a
+        later customer's first notice): re-record the restored or closed ones among them,
+        folded like any later change (``refresh`` after their last record here, else after
+        ``now``)."""
+        t = orm.incidents
+        for part in chunks(sorted(incident_ids)):
+            rows = await session.execute(
+                sa.select(t.c.id).where(t.c.id.in_(part), t.c.kind.in_(IMPACT_KINDS),
+                                        t.c.status.in_(RECORD_STATUSES))  # fmt: skip
+            )
+            for (iid,) in rows:
+                last = self._last.get(iid)
+                due = now + self.refresh if last is None else max(now, last[1] + self.refresh)
+                self._due.setdefault(iid, due)
+
     async def run_due(self, uow: Any, now: datetime, ctx: Any) -> datetime | None:
         """``timer_hooks`` entry: record the incidents whose refresh is due at ``now``."""
         from services.incidents.sla_scheduler import held_or_loaded

@@ -27,7 +27,7 @@ from services.common.policy import Policy
 from services.incidents.customer_messages import record_last_messages
 from services.incidents.impact_store import ImpactRecorder
 from services.incidents.incident_writer import save_changed
-from services.incidents.notice_store import Notice, record_first_notices
+from services.incidents.notice_store import Notice, first_notice_ats, record_first_notices
 from services.incidents.quality_signals import QualitySignals
 from services.incidents.sla_scheduler import SlaRefresh, SlaScheduler, held_or_loaded
 from services.incidents.voltage_watch import VoltageWatch
@@ -40,6 +40,7 @@ log = structlog.get_logger(__name__)
 DELIVERIES_GROUP = "incidents-deliveries"
 # A survey invitation is not a notice about the interruption.
 NOT_A_NOTICE = frozenset({"survey"})
+ONE = timedelta(microseconds=1)
 
 
 @dataclass(slots=True)
@@ -82,9 +83,16 @@ def install(
     return hooks
 
 
-async def apply_deliveries(uow: UnitOfWork, records: Sequence[Record], ctx: HandlerContext) -> int:
+async def apply_deliveries(
+    uow: UnitOfWork,
+    records: Sequence[Record],
+    ctx: HandlerContext,
+    impact: ImpactRecorder | None = None,
+) -> int:
     """Record first notices from ``notify.deliveries.v1``; refresh the SLA of incidents whose
-    first notice moved earlier. Returns the number of first notices recorded."""
+    first notice moved earlier; owe ``impact`` a re-record of restored or closed incidents
+    whose customers' first notices changed otherwise. Returns the number of incidents with
+    a first notice recorded."""
     session = uow.session
     adapter = TOPICS[DELIVERIES].adapter
     delivered = []
@@ -104,16 +112,26 @@ async def apply_deliveries(uow: UnitOfWork, records: Sequence[Record], ctx: Hand
     async with ctx.cache.lock:
         # any message, survey invitations too, is the customer's last one (call-centre lookup)
         await record_last_messages(session, delivered)
-        changed = await record_first_notices(
-            session,
-            [Notice(d.incident_id, d.customer_id, d.occurred_at, d.stage, d.channel) for d in sent],
-        )
+        notices = [Notice(d.incident_id, d.customer_id, d.occurred_at, d.stage, d.channel)
+                   for d in sent]  # fmt: skip
+        before = await first_notice_ats(session, [n.incident_id for n in notices])
+        changed = await record_first_notices(session, notices)
         if not changed:
             return 0
-        ctx.cache.begin()
-        # locks the feeders, then takes held incidents from the cache, loads the others
-        incidents, metas = await held_or_loaded(session, sorted(changed), ctx)
-        await save_changed(uow, ctx, incidents, metas, ctx.clock.now())
+        # The SLA sees only an incident's earliest notice. Saving an incident for a later
+        # customer's notice changed nothing but its version, and the feeder's writer token
+        # with it: a storm's notices then made the feeder's owner reload it whole.
+        moved = sorted({
+            n.incident_id for n in notices
+            if n.incident_id in changed and n.sent_at < before.get(n.incident_id, n.sent_at + ONE)
+        })  # fmt: skip
+        if impact is not None:
+            await impact.owe(session, sorted(changed - set(moved)), ctx.clock.now())
+        if moved:
+            ctx.cache.begin()
+            # locks the feeders, then takes held incidents from the cache, loads the others
+            incidents, metas = await held_or_loaded(session, moved, ctx)
+            await save_changed(uow, ctx, incidents, metas, ctx.clock.now())
     return len(changed)
 
 
@@ -127,6 +145,7 @@ def deliveries_consumer(
     batch_size: int = 500,
     poll_timeout_s: float = 1.0,
     watchdog: ProgressWatchdog | None = None,
+    impact: ImpactRecorder | None = None,
 ) -> BatchConsumer:
     """The ``notify.deliveries.v1`` consumer (group ``incidents-deliveries``, offsets in
     ``incidents.consumer_offsets`` written with the first notices); ``start()`` it and call
@@ -134,7 +153,7 @@ def deliveries_consumer(
     it when ``watchdog`` says it stalled)."""
 
     async def apply(uow: UnitOfWork, records: Sequence[Record]) -> None:
-        await apply_deliveries(uow, records, ctx)
+        await apply_deliveries(uow, records, ctx, impact)
 
     return BatchConsumer(
         bus, [topic], group_id=group_id, sessions=sessions, apply=apply,

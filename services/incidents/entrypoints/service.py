@@ -149,6 +149,7 @@ class IncidentsService:
             batch_size=self.settings.consumer_batch_size,
             poll_timeout_s=self.settings.incidents_poll_timeout_s,
             watchdog=self.deliveries_watchdog,
+            impact=self.quality.impact,
         )
         await self._deliveries.start()
         self.readiness.add("consumer", self._consumer.check)

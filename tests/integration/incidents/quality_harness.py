@@ -155,7 +155,7 @@ class Driver:
             for i, v in enumerate(values)
         ]
         async with UnitOfWork(self.sessions) as uow:
-            n = await apply_deliveries(uow, records, self.ctx)
+            n = await apply_deliveries(uow, records, self.ctx, self.hooks.impact)
             await uow.commit()
         return n
 
