@@ -127,7 +127,7 @@ class SlaScheduler:
         self, uow: UnitOfWork, now: datetime, ctx: HandlerContext
     ) -> datetime | None:
         session = uow.session
-        rows = await due_rows(session, now)
+        rows = await due_rows(session, now, _owned(ctx))
         owed = sla_clock.due_events(rows, now)
         if owed:
             by_incident: dict[str, list[SlaEvent]] = defaultdict(list)
@@ -151,7 +151,12 @@ class SlaScheduler:
 
     async def next_wake(self, uow: UnitOfWork, ctx: HandlerContext) -> datetime | None:
         """``wake_sources`` entry: the earliest instant some deadline row owes an event."""
-        return await next_pending(uow.session)
+        return await next_pending(uow.session, _owned(ctx))
+
+
+def _owned(ctx: HandlerContext) -> set[int] | None:
+    """The signals partitions the process holds (None: not known, fire every deadline)."""
+    return (ctx.owned_partitions() if ctx.owned_partitions is not None else None) or None
 
 
 async def held_or_loaded(

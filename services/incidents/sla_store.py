@@ -7,13 +7,14 @@ them to incidents.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.incidents import orm
 from services.incidents.domain.sla_clock import DeadlineRow, Target, TargetState
 from services.incidents.quality_orm import sla_deadlines
 from services.incidents.state_store import chunks, upsert, utc
@@ -96,12 +97,28 @@ async def save_rows_many(
     )
 
 
-async def due_rows(session: AsyncSession, now: datetime) -> list[DeadlineRow]:
-    """Rows owing an event at ``now`` (locked, skipping rows another process holds)."""
+def _not_foreign(partitions: Collection[int] | None) -> sa.ColumnElement[bool]:
+    """Rows of incidents not on a feeder known to arrive on a partition outside
+    ``partitions`` (None: every row). Firing another consumer's deadline would save its
+    incident and make that consumer reload the whole feeder."""
+    if partitions is None:
+        return sa.true()
+    t, i, f = sla_deadlines, orm.incidents, orm.feeder_versions
+    foreign = sa.select(f.c.feeder_id).where(
+        f.c.partition.is_not(None), f.c.partition.not_in(sorted(partitions))
+    )
+    return t.c.incident_id.not_in(sa.select(i.c.id).where(i.c.feeder_id.in_(foreign)))
+
+
+async def due_rows(
+    session: AsyncSession, now: datetime, partitions: Collection[int] | None = None
+) -> list[DeadlineRow]:
+    """Rows owing an event at ``now`` (locked, skipping rows another process holds), of
+    incidents on ``partitions`` or on no known partition."""
     t = sla_deadlines
     stmt = (
         sa.select(t)
-        .where(~t.c.completed)
+        .where(~t.c.completed, _not_foreign(partitions))
         .where(
             sa.or_(
                 sa.and_(~t.c.at_risk_emitted, t.c.at_risk_at <= now),
@@ -125,15 +142,18 @@ async def set_flags(session: AsyncSession, row: DeadlineRow) -> None:
     )
 
 
-async def next_pending(session: AsyncSession) -> datetime | None:
-    """The earliest instant at which some row will owe an event."""
+async def next_pending(
+    session: AsyncSession, partitions: Collection[int] | None = None
+) -> datetime | None:
+    """The earliest instant at which some row (as :func:`due_rows` picks them) will owe an
+    event."""
     t = sla_deadlines
     row = (
         await session.execute(
             sa.select(
                 sa.func.min(sa.case((~t.c.at_risk_emitted, t.c.at_risk_at))),
                 sa.func.min(sa.case((~t.c.breached_emitted, t.c.due_at))),
-            ).where(~t.c.completed)
+            ).where(~t.c.completed, _not_foreign(partitions))
         )
     ).one()
     found = [v for v in (utc(row[0]), utc(row[1])) if v is not None]

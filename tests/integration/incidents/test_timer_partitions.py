@@ -72,3 +72,39 @@ class TestTimersOfOwnedPartitions:
         async with UnitOfWork(sessions) as uow:
             row = (await uow.session.execute(sa.select(t.c.partition, t.c.version))).one()
         assert (row.partition, row.version) == (4, 2)
+
+
+class TestSlaDeadlinesOfOwnedPartitions:
+    async def test_a_process_fires_only_deadlines_of_incidents_on_its_partitions(
+        self, make_sessions: Any
+    ) -> None:
+        """Deadlines of incidents on feeders known to arrive on another consumer's
+        partitions are left to it; a feeder with no known partition (F03) or no row at all
+        (F09: voltage only) is everyone's."""
+        from services.incidents.domain.model import Incident
+        from services.incidents.quality_orm import sla_deadlines
+        from services.incidents.sla_store import due_rows, next_pending
+        from services.incidents.state_store import IncidentMeta, save_incident
+
+        sessions = await make_sessions(1)  # not i1_a: the crash test, often run alongside, uses it
+        await stored(sessions)
+        due = {"I-F01": at(4), "I-F02": at(2), "I-F03": at(6), "I-F09": at(8)}
+        async with UnitOfWork(sessions) as uow:
+            for iid, due_at in due.items():
+                inc = Incident(iid, "outage", "detected", iid[2:], "urban", at(0))
+                await save_incident(uow.session, inc, IncidentMeta(), at(0))
+                await uow.session.execute(sa.insert(sla_deadlines).values(
+                    incident_id=iid, target="acknowledge", area="urban", started_at=at(0),
+                    at_risk_at=due_at, due_at=due_at, status="on_track", at_risk_emitted=False,
+                    breached_emitted=False, completed=False,
+                ))  # fmt: skip
+            await uow.commit()
+
+        async def picked(owned: set[int] | None) -> tuple[set[str], datetime | None]:
+            async with UnitOfWork(sessions) as uow:
+                rows = await due_rows(uow.session, at(10), owned)
+                return {r.incident_id for r in rows}, await next_pending(uow.session, owned)
+
+        assert await picked({0}) == ({"I-F01", "I-F03", "I-F09"}, at(4))
+        assert await picked({1}) == ({"I-F02", "I-F03", "I-F09"}, at(2))
+        assert await picked(None) == (set(due), at(2))
