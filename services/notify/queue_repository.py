@@ -48,17 +48,29 @@ class QueueRepository:
 
     async def claim(self, now: datetime, limit: int, lease: timedelta) -> list[Any]:
         """Take up to ``limit`` due jobs (and jobs whose lease ran out) for this sender."""
+        return (await self.claim_due(now, limit, lease))[0]
+
+    async def claim_due(
+        self, now: datetime, limit: int, lease: timedelta
+    ) -> tuple[list[Any], bool]:
+        """:meth:`claim`, and whether no other job was due (fewer than ``limit`` were, or,
+        on SQLite, no job past the ``limit`` claimed was: one more row is read to know,
+        so the sender need not claim again to find nothing)."""
         t = orm.jobs
+        postgres = self.session.get_bind().dialect.name == "postgresql"
+        peek = 0 if postgres else 1  # PostgreSQL: an extra row read would be locked too
         query = (
             select(t)
             .where(t.c.status.in_(CLAIMABLE), t.c.next_attempt_at <= to_db(now))
             .order_by(t.c.next_attempt_at, t.c.id)
-            .limit(limit)
+            .limit(limit + peek)
         )
-        if self.session.get_bind().dialect.name == "postgresql":
+        if postgres:
             query = query.with_for_update(skip_locked=True)
         # SQLite: BEGIN IMMEDIATE already serialises claimers
         rows = list((await self.session.execute(query)).all())
+        all_due = len(rows) < limit + peek
+        rows = rows[:limit]
         if rows:
             await self.session.execute(
                 update(t)
@@ -66,7 +78,7 @@ class QueueRepository:
                 .values(status="sending", claimed_at=to_db(now),
                         next_attempt_at=to_db(now + lease))
             )  # fmt: skip
-        return rows
+        return rows, all_due
 
     async def next_due(self) -> datetime | None:
         """The earliest time a job needs a sender (escalations go with their job)."""

@@ -158,6 +158,19 @@ class Sender:
         self.reclaimed = 0
         # customer → last message time (None: none yet); only under sole_writer
         self._last_sent: dict[str, datetime | None] | None = {} if sole_writer else None
+        # Under sole_writer, once run_due found nothing due: no job is due before this
+        # (None: no job queued) until jobs_added says otherwise; run_due then skips the
+        # claim and the query while nothing can be due.
+        self._sole_writer = sole_writer
+        self._quiet = False
+        self._quiet_until: datetime | None = None
+        self._added = 0  # jobs_added calls: a look at the queue before one is stale
+
+    def jobs_added(self, earliest_due: datetime) -> None:
+        """New jobs were queued (or are about to be), the first due at ``earliest_due``."""
+        self._added += 1
+        if self._quiet_until is None or earliest_due < self._quiet_until:
+            self._quiet_until = earliest_due
 
     def _claim_limit(self) -> int:
         """How many jobs the buckets can pay for now (an unlimited channel: a full batch)."""
@@ -170,6 +183,7 @@ class Sender:
     async def send_due(self, now: datetime | None = None) -> int:
         """One whole round at ``now`` (default: the clock): claim, re-check, send and record;
         the number of jobs claimed."""
+        self._quiet = False
         started = await self._start_round(now)
         if started is None:
             return 0
@@ -205,12 +219,13 @@ class Sender:
         # One transaction claims the round and reads what its re-check needs; it commits
         # (the claim is durable) before any message goes out.
         async with UnitOfWork(self._sessions) as uow:
-            rows = await QueueRepository(uow.session).claim(now, limit, self.config.lease)
+            rows, all_due = await QueueRepository(uow.session).claim_due(
+                now, limit, self.config.lease
+            )
             if not rows:
                 return None
-            # Fewer than asked for: no other job was due at ``now`` (a round only moves
-            # the jobs it holds past ``now``, or ends them)
-            all_due = len(rows) < limit
+            # all_due: no other job was due at ``now``, so the next claim would find none
+            # (a round only moves the jobs it holds past ``now``, or ends them)
             reclaimed = sum(1 for r in rows if r.status == "sending")
             later = now + timedelta(seconds=self.config.round_s)
             held = [release(r, now, later, "customer_in_flight") for r in rows
@@ -396,6 +411,12 @@ class Sender:
         call carries on with them: no gap in the stream. Otherwise every round started has
         been sent and recorded when it returns. A failed round's error is raised (in an
         ``ExceptionGroup``) after the other rounds were cancelled."""
+        if self._quiet and not self._rounds:
+            quiet_until = self._quiet_until
+            if quiet_until is None or quiet_until > self._clock.now():
+                self._claim_limit()  # the buckets refill as a claim's look at them would
+                return quiet_until
+        self._quiet = False
         until = time.monotonic() + RUN_DUE_MAX_S
         claiming: set[asyncio.Task[Any]] = set()
         sending = self._rounds
@@ -406,6 +427,7 @@ class Sender:
                 if (
                     not exhausted
                     and time.monotonic() < until
+                    and not _found_all_due(claiming)
                     and self._may_claim(claiming, sending)
                 ):
                     claiming.add(asyncio.create_task(self._start_round()))
@@ -432,9 +454,12 @@ class Sender:
             await self.drain()
         elif sending:
             return self._clock.now()  # more due: the rounds in flight carry on meanwhile
+        added = self._added
         nxt = await self.next_due()
         now = self._clock.now()
         if nxt is None or nxt > now:
+            quiet = self._sole_writer and not self._rounds and added == self._added
+            self._quiet, self._quiet_until = quiet, nxt
             return nxt
         refill = self._refill_at(self._round_size())
         return max(now, refill) if refill is not None else now
@@ -506,6 +531,17 @@ class Sender:
                 sleeper.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await sleeper
+
+
+def _found_all_due(claiming: set[asyncio.Task[Any]]) -> bool:
+    """A claim already finished (not yet taken up) found every job due: another would
+    find none."""
+    for task in claiming:
+        if task.done() and not task.cancelled() and task.exception() is None:
+            started = task.result()
+            if started is None or started[2]:
+                return True
+    return False
 
 
 async def _cancel(tasks: set[asyncio.Task[Any]]) -> None:

@@ -206,6 +206,8 @@ class NotifyService:
         result = await apply_lifecycle(uow, records, self._ctx, self._cache)
         self.jobs_created += len(result.jobs)
         if result.jobs:
+            self.sender.jobs_added(min(spec.due_at for spec in result.jobs))
+        if result.jobs:
             self._jobs_waiting.set()
 
     async def run_once(self, max_records: int | None = None) -> int:
