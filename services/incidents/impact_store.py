@@ -259,7 +259,7 @@ class ImpactRecorder:
     """
 
     def __init__(
-        self, topology: Any, policy: Policy, refresh: timedelta = timedelta(seconds=60)
+        self, topology: Any, policy: Policy, refresh: timedelta = timedelta(seconds=300)
     ) -> None:
         self._topology = topology  # a callable returning the current topology
         self.policy = policy

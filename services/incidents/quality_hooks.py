@@ -58,7 +58,7 @@ def install(
     ctx: HandlerContext,
     policy: Policy,
     tz: ZoneInfo | str = "Asia/Shanghai",
-    impact_refresh: timedelta = timedelta(seconds=60),
+    impact_refresh: timedelta = timedelta(seconds=300),
 ) -> QualityHooks:
     """Register the voltage/report signal handler, the SLA refresh and impact recorder (on
     incident changes; its refreshes are a timer) and the SLA scheduler (a timer hook) on

@@ -21,7 +21,7 @@ class IncidentsSettings(CommonSettings):
     # A restored incident's impact is re-recorded at most this often while late evidence and
     # first notices keep changing it (each record rewrites all its customers' rows); its
     # restoration and close are recorded at once.
-    incidents_impact_refresh_s: float = Field(default=60.0, ge=0)
+    incidents_impact_refresh_s: float = Field(default=300.0, ge=0)
     # Prefix for the signal, lifecycle and dead-letter topics: isolates a test run on a
     # shared broker. Empty in production (DESIGN's names).
     incidents_topic_prefix: str = ""

@@ -149,29 +149,29 @@ class TestImpact:
         await d.deliveries(delivery(incident_id, C3, 5))
         assert recorder.records == 1
         assert not await notified_in_time(C3)
-        assert recorder.next_wake_at() == at(241)
+        assert recorder.next_wake_at() == at(245)  # the refresh: 5 min
         # C4's arrives before the refresh is due: the same refresh covers it. It is not the
         # incident's earliest notice, so the SLA has nothing to see: the incident is not
         # saved (its feeder's owner keeps its cached state)
         (before,) = await rows(sessions, orm.incidents)
-        await d.clock.advance_to(at(240.75))
+        await d.clock.advance_to(at(242))
         await d.deliveries(delivery(incident_id, C4, 6))
         (after,) = await rows(sessions, orm.incidents)
         assert after.version == before.version
-        await d.timers(240.75)  # not due yet
+        await d.timers(242)  # not due yet
         assert recorder.records == 1
         assert not await notified_in_time(C4)
 
-        await d.timers(241)
+        await d.timers(245)
         assert recorder.records == 2
         assert await notified_in_time(C3)
         assert await notified_in_time(C4)
         assert recorder.next_wake_at() is None
         (inc,) = await rows(sessions, orm.incidents)
-        assert inc.impact["computed_at"] == at(241).isoformat()
+        assert inc.impact["computed_at"] == at(245).isoformat()
 
         # the close changes the status: recorded at once, final
-        await act(d, incident_id, "close", 241.5, cause="tree")
+        await act(d, incident_id, "close", 245.5, cause="tree")
         assert recorder.records == 3
         assert {r.final for r in await rows(sessions, customer_impacts)} == {True}
 
