@@ -70,13 +70,15 @@ async def insert_rows(
     *,
     conflict: Sequence[str] | None = None,
     update: Sequence[str] | Mapping[str, str] = (),
+    where: str | None = None,
 ) -> None:
     """One ``INSERT … SELECT …`` of ``rows`` (tuples of ``columns`` or dicts with exactly
     those keys; PostgreSQL only).
 
     ``conflict`` names the unique columns (empty: any conflict): with ``update`` empty the
     statement does nothing on a conflict, else it sets each ``update`` column to ``excluded.col`` (a
-    mapping gives the SQL expression per column; the existing row is ``t``).
+    mapping gives the SQL expression per column; the existing row is ``t``), where the
+    SQL condition ``where`` holds (if given).
     """
     if not rows:
         return
@@ -95,4 +97,6 @@ async def insert_rows(
             )  # fmt: skip
             assignments = ", ".join(f"{quote(c)} = {expr}" for c, expr in sets)
             sql += f" ON CONFLICT{target} DO UPDATE SET {assignments}"
+            if where is not None:
+                sql += f" WHERE {where}"
     await session.execute(sa.text(sql), rows_param(columns, rows))

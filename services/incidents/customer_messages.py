@@ -17,6 +17,7 @@ from typing import Any, Protocol
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.incidents.bulk_sql import insert_rows, is_postgres
 from services.incidents.orm import TS, metadata
 from services.incidents.state_store import upsert, utc
 
@@ -63,12 +64,17 @@ async def record_last_messages(session: AsyncSession, sent: Iterable[SentDeliver
         return 0
     t = customer_messages
     # one statement; a stored newer message wins (the WHERE of the update)
-    stmt = upsert(session, t).values([
+    rows = [
         {"customer_id": cid, "incident_id": d.incident_id, "job_id": d.job_id,
          "stage": d.stage, "channel": d.channel, "sent_at": d.occurred_at}
         for cid, d in sorted(latest.items())  # a fixed order: concurrent writers lock alike
-    ])  # fmt: skip
+    ]  # fmt: skip
     columns = ("incident_id", "job_id", "stage", "channel", "sent_at")
+    if is_postgres(session):  # one text parameter, not six per row (compiled every time)
+        await insert_rows(session, t, ("customer_id", *columns), rows, conflict=["customer_id"],
+                          update=columns, where="t.sent_at <= excluded.sent_at")  # fmt: skip
+        return len(latest)
+    stmt = upsert(session, t).values(rows)
     await session.execute(
         stmt.on_conflict_do_update(
             index_elements=["customer_id"],
