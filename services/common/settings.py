@@ -30,7 +30,9 @@ class CommonSettings(BaseSettings):
     log_format: Literal["json", "console"] | None = None  # None: console in a terminal
     timezone: str = "Asia/Shanghai"
     kafka_timeout_s: float = Field(default=10.0, gt=0)
-    consumer_batch_size: int = Field(default=500, ge=1)
+    # records per consumer batch (one transaction) at most: only a backlog fills one, and
+    # there a large batch costs each record less (incidents: ~40 % less CPU at 2,000 than 500)
+    consumer_batch_size: int = Field(default=2000, ge=1)
 
     def masked(self) -> dict[str, Any]:
         """Effective settings for the start-up log line, secrets masked."""
