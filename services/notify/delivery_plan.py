@@ -8,7 +8,7 @@ operators' webhook when one is configured.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -91,7 +91,7 @@ class Planner:
         plans = Plans()
         ctx.state.freeze_families()  # the round's state is read-only from here
         for row in rows:
-            job = replace(job_from_row(row), status=JobStatus.SENDING)
+            job = job_from_row(row, JobStatus.SENDING)
             spec = job.spec
             customer = topology.customers.get(spec.customer_id)
             verdict = check_due(spec, ctx.state, self._policy, now)

@@ -67,8 +67,9 @@ def chunks(items: Sequence[Any], size: int = CHUNK) -> Iterable[Sequence[Any]]:
 _STATUS = {s.value: s for s in JobStatus}  # cheaper than JobStatus(value) per row
 
 
-def job_from_row(row: Any) -> Job:
-    """A domain :class:`Job` from a ``jobs`` row (needs the columns of :data:`JOB_COLUMNS`)."""
+def job_from_row(row: Any, status: JobStatus | None = None) -> Job:
+    """A domain :class:`Job` from a ``jobs`` row (needs the columns of :data:`JOB_COLUMNS`);
+    ``status``: in that status instead of the row's (a claimed job: ``sending``)."""
     due = from_db(row.due_at)
     assert due is not None
     spec = JobSpec(
@@ -77,7 +78,7 @@ def job_from_row(row: Any) -> Job:
     )  # fmt: skip
     return Job(
         spec=spec,
-        status=_STATUS[row.status],
+        status=status if status is not None else _STATUS[row.status],
         due_at=from_db(row.next_attempt_at),
         attempts=int(row.attempts),
         last_error=row.last_error,
