@@ -166,6 +166,12 @@ class Sender:
         self._quiet_until: datetime | None = None
         self._added = 0  # jobs_added calls: a look at the queue before one is stale
 
+    def share_queue(self) -> None:
+        """Jobs may be added while run_due runs from now on (a consumer on its own loop,
+        whose commits jobs_added cannot follow): run_due always looks at the queue."""
+        self._sole_writer = False
+        self._quiet = False
+
     def jobs_added(self, earliest_due: datetime) -> None:
         """New jobs were queued (or are about to be), the first due at ``earliest_due``."""
         self._added += 1

@@ -239,8 +239,10 @@ class NotifyService:
     async def run_forever(self, stop: asyncio.Event) -> None:
         """Consumer, sender and relay until ``stop``; each waits out outages by itself."""
         assert self._relay is not None
-        # The consumer's own loop retries batches without run_once's clear-on-failure.
+        # The consumer's own loop retries batches without run_once's clear-on-failure,
+        # and commits them while the sender runs.
         self._cache = None
+        self.sender.share_queue()
         await asyncio.gather(
             self._batch_consumer.run_forever(stop),
             self._relay.run_forever(stop),
