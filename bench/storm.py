@@ -292,6 +292,60 @@ class Resources:
             self.kafka = None
 
 
+class ServerCpu:
+    """CPU seconds of the database server (postmaster, its live backends and the ones it
+    reaped) and of the private broker, read from /proc; None where not on this machine."""
+
+    def __init__(self, postmaster: int | None, broker: int | None) -> None:
+        self.pids = {"postgres": postmaster, "kafka": broker}
+
+    @classmethod
+    async def find(cls, url: str, kafka: PrivateKafka) -> ServerCpu:
+        backend = int((await fetch(url, "SELECT pg_backend_pid()"))[0][0])
+        return cls(_parent(backend), _pid_with(str(kafka.state_dir)))
+
+    def cpu_s(self) -> dict[str, float | None]:
+        ticks = os.sysconf("SC_CLK_TCK")
+        out: dict[str, float | None] = {}
+        for name, pid in self.pids.items():
+            try:
+                own = _stat(pid)[1] if pid else None
+                kids = [_stat(k)[1][:2] for k in _pids() if pid and _parent(k) == pid]
+            except OSError:
+                own = None
+            out[name] = None if own is None else (sum(own) + sum(sum(k) for k in kids)) / ticks
+        return out
+
+
+def _stat(pid: int) -> tuple[int, list[int]]:
+    """(parent pid, [utime, stime, cutime, cstime]) of a process."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return int(fields[1]), [int(x) for x in fields[11:15]]
+
+
+def _pids() -> list[int]:
+    return [int(d.name) for d in Path("/proc").iterdir() if d.name.isdigit()]
+
+
+def _pid_with(text: str) -> int | None:
+    """The first process whose command line contains ``text``."""
+    return next((pid for pid in _pids() if text in _cmdline(Path(f"/proc/{pid}"))), None)
+
+
+def _parent(pid: int) -> int | None:
+    try:
+        return _stat(pid)[0]
+    except OSError:
+        return None
+
+
+def _cmdline(d: Path) -> str:
+    try:
+        return (d / "cmdline").read_bytes().decode(errors="replace")
+    except OSError:
+        return ""
+
+
 class ServiceDied(RuntimeError):
     pass
 
@@ -397,11 +451,14 @@ async def run(args: argparse.Namespace, res: Resources) -> dict[str, Any]:
     expected = {v["event_id"] for line in lines if isinstance(v := line.get("value"), dict)
                 and not str(v.get("event_id", "bad-")).startswith("bad-")}  # fmt: skip
     print(f"burst of {len(lines)} messages at {base.isoformat()}", flush=True)
+    servers = await ServerCpu.find(url, kafka)
+    server_cpu0 = servers.cpu_s()
     t0 = time.time()
     acked = await guarded(stack, replay(lines, kafka.bootstrap, span_s=0))
     t_sent = time.time()
     print(f"burst acknowledged in {t_sent - t0:.1f}s; waiting for the stack", flush=True)
-    applied_at = await guarded(stack, _wait_applied(url, len(expected), args.timeout, stack))
+    applied_at = await guarded(stack, _wait_applied(url, len(expected), args.timeout, stack,
+                                                    servers))  # fmt: skip
     print(f"all {len(expected)} signals applied after {applied_at - t0:.1f}s", flush=True)
     quiet_at = await guarded(stack, _wait_quiet(url, base, args.timeout))
     stack.sample()
@@ -409,6 +466,11 @@ async def run(args: argparse.Namespace, res: Resources) -> dict[str, Any]:
                        "cpu_s": round(p.usage.cpu_s, 1),
                        "cpu_pct": round(100 * p.usage.cpu_s / (quiet_at - t0), 1)}
              for p in stack.processes}  # fmt: skip
+    for name, cpu in servers.cpu_s().items():
+        before = server_cpu0[name]
+        if cpu is not None and before is not None:
+            usage[name] = {"peak_rss_mb": None, "cpu_s": round(cpu - before, 1),
+                           "cpu_pct": round(100 * (cpu - before) / (quiet_at - t0), 1)}  # fmt: skip
     joins = rejoins(stack)
     exits = stack.stop()
     events = await lifecycle_events(kafka.bootstrap)
@@ -463,13 +525,23 @@ async def run(args: argparse.Namespace, res: Resources) -> dict[str, Any]:
     }
 
 
-async def _wait_applied(url: str, n: int, within_s: float, stack: Stack | None = None) -> float:
+async def _wait_applied(
+    url: str, n: int, within_s: float, stack: Stack | None = None, servers: ServerCpu | None = None
+) -> float:
     """Until incidents stored every valid signal of the storm; the time.time() it did.
     With ``stack``, prints a line a second: signals stored, each process's CPU share in
-    that second and the whole machine's (broker and database included)."""
+    that second (the database server's and broker's too, given ``servers``) and the whole
+    machine's."""
     done, started = 0, time.time()
-    last = (started, _machine_busy(), {p.label: p.usage.cpu_s for p in stack.processes}
-            if stack else {})  # fmt: skip
+
+    def cpu() -> dict[str, float | None]:
+        assert stack is not None
+        stack.sample()
+        prefix = stack.cfg.name + "-"
+        own = {p.label.removeprefix(prefix): p.usage.cpu_s for p in stack.processes}
+        return own | (servers.cpu_s() if servers is not None else {})
+
+    last = (started, _machine_busy(), cpu() if stack else {})
     try:
         async with asyncio.timeout(within_s):
             while True:
@@ -478,19 +550,17 @@ async def _wait_applied(url: str, n: int, within_s: float, stack: Stack | None =
                     return time.time()
                 await asyncio.sleep(0.2)
                 if stack is not None and time.time() - last[0] >= 1.0:
-                    stack.sample()
-                    now, busy = time.time(), _machine_busy()
-                    cpu = {p.label: p.usage.cpu_s for p in stack.processes}
+                    now, busy, used = time.time(), _machine_busy(), cpu()
                     span = now - last[0]
-                    prefix = stack.cfg.name + "-"
                     shares = " ".join(
-                        f"{k.removeprefix(prefix)}={100 * (v - last[2][k]) / span:.0f}%"
-                        for k, v in cpu.items()
-                    )
+                        f"{k}={100 * (v - b) / span:.0f}%"
+                        for k, v in used.items() if v is not None and (b := last[2].get(k))
+                        is not None
+                    )  # fmt: skip
                     machine = 100 * (busy[0] - last[1][0]) / max(1, busy[1] - last[1][1])
                     print(f"  {now - started:6.1f}s stored {done:>7}  {shares}  "
                           f"machine={machine:.0f}%", flush=True)  # fmt: skip
-                    last = (now, busy, cpu)
+                    last = (now, busy, used)
     except TimeoutError:
         raise TimeoutError(f"only {done} of {n} signals stored after {time.time() - started:.0f}s"
                            " (--timeout)") from None  # fmt: skip
@@ -527,8 +597,9 @@ def print_table(result: dict[str, Any]) -> None:
         print(f"{k:<{width}}  {v}")
     print(f"{'process':<22} {'peak RSS MB':>12} {'CPU s':>8} {'CPU %':>7} {'joins':>6}")
     for name, u in result["processes"].items():
-        joins = result["consumer_group_joins"][name]
-        print(f"{name:<22} {u['peak_rss_mb']:>12} {u['cpu_s']:>8} {u['cpu_pct']:>7} {joins:>6}")
+        joins = result["consumer_group_joins"].get(name, "")
+        rss = "" if u["peak_rss_mb"] is None else u["peak_rss_mb"]
+        print(f"{name:<22} {rss:>12} {u['cpu_s']:>8} {u['cpu_pct']:>7} {joins:>6}")
     print("incidents (kind, status, count):", result["incidents"])
     print("exit status after SIGTERM:", result["exit_status"])
 
