@@ -124,9 +124,10 @@ class IndexedNotifyState(NotifyState):
     ) -> list[Job]:
         """The customer's jobs of these stages in the family, cancelled ones excluded."""
         found = []
+        jobs = self.jobs
         for key in self.by_customer.get(customer_id, ()):
-            if key.incident_id in family and key.stage in stages:
-                job = self.jobs[key]
+            if key.stage in stages and key.incident_id in family:
+                job = jobs[key]
                 if job.status is not JobStatus.CANCELLED:
                     found.append(job)
         return found

@@ -259,26 +259,33 @@ def _etr_jobs(
     assert info.etr is not None
     specs: list[JobSpec] = []
     etr = info.etr.isoformat()
+    parsed: dict[str, datetime | None] = {}  # ETRs told, parsed once per event
     for interruption in state.active_customers(info.id):
         customer = interruption.customer_id
-        due = max(_notice_due(interruption, policy), event.occurred_at)
-        payload = {"etr": etr}
         # last_told_etr and told(etr_set) in one look at the customer's jobs
         told = state.family_jobs(customer, family, ("etr_set", "etr_changed"))
-        last = _etr_of(told[-1]) if told else None
+        last = _etr_of(told[-1], parsed) if told else None
         if last is None and not any(job.spec.stage == "etr_set" for job in told):
-            specs.append(_spec(info, customer, "etr_set", 0, due, payload))
+            due = max(_notice_due(interruption, policy), event.occurred_at)
+            specs.append(_spec(info, customer, "etr_set", 0, due, {"etr": etr}))
         elif last is None or abs(info.etr - last) >= policy.etr_change_threshold:
+            due = max(_notice_due(interruption, policy), event.occurred_at)
+            payload = {"etr": etr}
             if last is not None:
                 payload["previous_etr"] = last.isoformat()
             specs.append(_spec(info, customer, "etr_changed", event.seq, due, payload))
     return specs
 
 
-def _etr_of(job: Job) -> datetime | None:
-    """The ETR an etr_set / etr_changed job told (as :meth:`NotifyState.last_told_etr`)."""
+def _etr_of(job: Job, parsed: dict[str, datetime | None]) -> datetime | None:
+    """The ETR an etr_set / etr_changed job told (as :meth:`NotifyState.last_told_etr`);
+    ``parsed`` memoises the parsing (thousands of customers were told the same ETR)."""
     value = job.spec.payload.get("etr")
-    return datetime.fromisoformat(value) if isinstance(value, str) else None
+    if not isinstance(value, str):
+        return None
+    if value not in parsed:
+        parsed[value] = datetime.fromisoformat(value)
+    return parsed[value]
 
 
 def _restored_jobs(
