@@ -253,7 +253,7 @@ class ImpactRecorder:
     A restored incident keeps changing in a storm (late power_on, every batch of first
     notices) and each record rewrites all its customers' rows, which made a large incident
     cost O(customers) per batch; later changes within ``refresh`` of its last record are
-    folded into one record ``refresh`` after it (:meth:`run_due`, :meth:`next_wake`). The
+    folded into one record at the first timer run ``refresh`` after it (:meth:`run_due`). The
     pending refreshes live in memory: after a restart the next change or the close records
     the incident again.
     """
@@ -304,24 +304,20 @@ class ImpactRecorder:
                 due = now + self.refresh if last is None else max(now, last[1] + self.refresh)
                 self._due.setdefault(iid, due)
 
-    async def run_due(self, uow: Any, now: datetime, ctx: Any) -> datetime | None:
+    async def run_due(self, uow: Any, now: datetime, ctx: Any) -> None:
         """``timer_hooks`` entry: record the incidents whose refresh is due at ``now``."""
         from services.incidents.sla_scheduler import held_or_loaded
 
         due = sorted(i for i, at in self._due.items() if at <= now)
-        if due:
-            incidents, _ = await held_or_loaded(uow.session, due, ctx)
-            for inc in incidents:
-                if inc.kind in IMPACT_KINDS and inc.status in RECORD_STATUSES:
-                    await self._record(uow.session, inc, now)
-            for i in due:  # unknown, or no longer recorded (reopened): nothing owed
-                self._due.pop(i, None)
-        return self.next_wake_at()
+        if not due:
+            return
+        incidents, _ = await held_or_loaded(uow.session, due, ctx)
+        for inc in incidents:
+            if inc.kind in IMPACT_KINDS and inc.status in RECORD_STATUSES:
+                await self._record(uow.session, inc, now)
+        for i in due:  # unknown, or no longer recorded (reopened): nothing owed
+            self._due.pop(i, None)
 
     def next_wake_at(self) -> datetime | None:
         """The earliest pending refresh."""
         return min(self._due.values(), default=None)
-
-    async def next_wake(self, uow: Any, ctx: Any) -> datetime | None:
-        """``wake_sources`` entry: the earliest pending refresh."""
-        return self.next_wake_at()

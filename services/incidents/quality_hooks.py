@@ -78,8 +78,10 @@ def install(
     ctx.incident_changed_hooks.append(hooks.sla_refresh)
     ctx.timer_hooks.append(hooks.sla_scheduler)
     ctx.wake_sources.append(hooks.sla_scheduler.next_wake)
+    # Impact refreshes ride on the timer runs (the service runs them at least every
+    # incidents_timer_poll_s) and are no wake-up of their own: a bookkeeping refresh must not
+    # add steps to the demo's virtual clock, which would change how it groups the replay.
     ctx.timer_hooks.append(hooks.impact.run_due)
-    ctx.wake_sources.append(hooks.impact.next_wake)
     return hooks
 
 
