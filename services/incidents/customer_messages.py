@@ -63,7 +63,7 @@ async def record_last_messages(session: AsyncSession, sent: Iterable[SentDeliver
     if not latest:
         return 0
     t = customer_messages
-    # one statement; a stored newer message wins (the WHERE of the update)
+    # a stored newer message wins (the WHERE of the update)
     rows = [
         {"customer_id": cid, "incident_id": d.incident_id, "job_id": d.job_id,
          "stage": d.stage, "channel": d.channel, "sent_at": d.occurred_at}
@@ -74,13 +74,14 @@ async def record_last_messages(session: AsyncSession, sent: Iterable[SentDeliver
         await insert_rows(session, t, ("customer_id", *columns), rows, conflict=["customer_id"],
                           update=columns, where="t.sent_at <= excluded.sent_at")  # fmt: skip
         return len(latest)
-    stmt = upsert(session, t).values(rows)
+    stmt = upsert(session, t)  # executemany: one compiled statement for any row count
     await session.execute(
         stmt.on_conflict_do_update(
             index_elements=["customer_id"],
             set_={k: stmt.excluded[k] for k in columns},
             where=t.c.sent_at <= stmt.excluded.sent_at,
-        )
+        ),
+        rows,
     )
     return len(latest)
 

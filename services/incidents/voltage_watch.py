@@ -13,7 +13,6 @@ rolled-back batch is then re-applied to the state it started from.
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -89,7 +88,7 @@ class VoltageWatch:
             return found
         cached = self._monitors.get(transformer_id)
         if cached is not None:
-            local[transformer_id] = copy.deepcopy(cached)
+            local[transformer_id] = cached.clone()
         else:
             local[transformer_id] = await self._rebuild(session, transformer_id, at, exclude)
         return local[transformer_id]

@@ -18,6 +18,7 @@ The monitor keeps its own two states (``normal``/``open``); the incident's lifec
 from __future__ import annotations
 
 import bisect
+import copy
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
@@ -117,6 +118,17 @@ class VoltageMonitor:
         self._involved = set(involved)
         self._reporters: set[str] = set()
         self._resolved_at = resolved_at
+
+    def clone(self) -> VoltageMonitor:
+        """An independent copy (a transaction works on one; the cached one stays as
+        committed). What it shares is never changed: band, rules, reading tuples, reports."""
+        twin = copy.copy(self)
+        twin._meters = set(self._meters)
+        twin._readings = {m: list(entries) for m, entries in self._readings.items()}
+        twin._reports = dict(self._reports)
+        twin._involved = set(self._involved)
+        twin._reporters = set(self._reporters)
+        return twin
 
     @property
     def state(self) -> VoltageState:

@@ -161,6 +161,22 @@ class TestVoltageMonitorReadings:
         assert opened.occurred_at == T0 + 5 * Q
 
 
+    def test_a_clone_goes_its_own_way(self) -> None:
+        """A transaction's clone takes readings that open an incident; the original (the
+        committed state) neither sees them nor opens, and then behaves as a fresh copy."""
+        mon = _monitor()
+        for m in METERS[:3]:
+            mon.add_reading(_r(m, 0, 190))
+        twin = mon.clone()
+        events = [e for m in METERS[:3] for e in twin.add_reading(_r(m, 1, 190))]
+        assert [type(e) for e in events] == [VoltageOpened]
+        assert twin.state is VoltageState.OPEN
+        assert mon.state is VoltageState.NORMAL
+        assert mon.involved_meters == frozenset()
+        again = [e for m in METERS[:3] for e in mon.add_reading(_r(m, 1, 190))]
+        assert again == events  # the original, fed the same, opens the same incident
+
+
 class TestVoltageMonitorReports:
     def test_low_voltage_report_confirmed_by_one_reading(self) -> None:
         mon = _monitor()
