@@ -1,7 +1,7 @@
 """CPU per signal of the incidents service on its database path (run on demand).
 
     python bench/bench_incidents_service.py [--customers 20000] [--database-url URL]
-        [--batch 500] [--profile out.prof] [--name bench_svc]
+        [--batch 2000] [--profile out.prof] [--name bench_svc]
 
 The storm of ``bench/storm.py`` (same county, same scenario lines, lockout share 0.6),
 normalised by ingest's own ``process()`` in this process, then put on a MemoryBus and
@@ -170,7 +170,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--customers", type=int, default=20_000)
     parser.add_argument("--database-url", default=DEFAULT_SERVER)
-    parser.add_argument("--batch", type=int, default=500, help="consumer batch size")
+    parser.add_argument("--batch", type=int, default=2000,
+                        help="consumer batch size (the service default)")
     parser.add_argument("--profile", default=None, help="write a cProfile of the run here")
     parser.add_argument("--statements", action="store_true",
                         help="time each SQL statement (client side) and list the top 25")
