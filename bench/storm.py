@@ -301,8 +301,9 @@ class ServerCpu:
 
     @classmethod
     async def find(cls, url: str, kafka: PrivateKafka) -> ServerCpu:
-        backend = int((await fetch(url, "SELECT pg_backend_pid()"))[0][0])
-        return cls(_parent(backend), _pid_with(str(kafka.state_dir)))
+        # the postmaster is the one process started with the data directory as argument
+        data_dir = str((await fetch(url, "SHOW data_directory"))[0][0])
+        return cls(_pid_with(data_dir), _pid_with(str(kafka.state_dir)))
 
     def cpu_s(self) -> dict[str, float | None]:
         ticks = os.sysconf("SC_CLK_TCK")
