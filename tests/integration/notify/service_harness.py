@@ -250,6 +250,14 @@ class Harness:
         async with self.engine.connect() as conn:
             return (await conn.execute(text(sql))).scalar()
 
+    async def __aenter__(self) -> Harness:
+        """The harness with its service started (closed on leaving)."""
+        await self.service.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
     async def close(self) -> None:
         await self.service.stop()
         await self.sms.aclose()

@@ -23,12 +23,8 @@ LEASE = timedelta(minutes=2)
 
 @pytest.fixture
 async def harness(notify_engine: AsyncEngine, gateway: SmsGateway) -> AsyncIterator[Harness]:
-    h = Harness(notify_engine, gateway, topology(2))
-    await h.service.start()
-    try:
+    async with Harness(notify_engine, gateway, topology(2)) as h:
         yield h
-    finally:
-        await h.close()
 
 
 async def claim(h: Harness, now: datetime) -> Any:

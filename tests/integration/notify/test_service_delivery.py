@@ -28,12 +28,8 @@ TOPOLOGY = topology(6, critical=["C000006"], quiet={"C000004": "09:00-12:00",
 
 @pytest.fixture
 async def harness(notify_engine: AsyncEngine, gateway: SmsGateway) -> AsyncIterator[Harness]:
-    h = Harness(notify_engine, gateway, TOPOLOGY)
-    await h.service.start()
-    try:
+    async with Harness(notify_engine, gateway, TOPOLOGY) as h:
         yield h
-    finally:
-        await h.close()
 
 
 async def sent_at_minutes(h: Harness, customer_id: str) -> list[float]:
@@ -134,9 +130,8 @@ class TestRateLimit:
     async def test_token_bucket_paces_on_the_virtual_clock(
         self, notify_engine: AsyncEngine, gateway: SmsGateway
     ) -> None:
-        h = Harness(notify_engine, gateway, topology(10), channel_rates={"sms": (2.0, 2.0)})
-        await h.service.start()
-        try:
+        rates = {"sms": (2.0, 2.0)}
+        async with Harness(notify_engine, gateway, topology(10), channel_rates=rates) as h:
             await h.publish(h.feed.event("RL", "opened", 0,
                                          added=[f"C{i:06d}" for i in range(1, 11)]))
             await h.run_until(5)
@@ -149,8 +144,6 @@ class TestRateLimit:
             for i in range(1, 11):
                 times.extend(await sent_at_minutes(h, f"C{i:06d}"))
             assert (max(times) - min(times)) * 60 >= 3.9  # 8 messages after the burst at 2/s
-        finally:
-            await h.close()
 
 
 class SimulatedCrash(Exception):
@@ -165,9 +158,7 @@ class TestCrashWindow:
             if any(u.status == "sent" for u in updates):
                 raise SimulatedCrash
 
-        h = Harness(notify_engine, gateway, TOPOLOGY, before_commit=die_once)
-        await h.service.start()
-        try:
+        async with Harness(notify_engine, gateway, TOPOLOGY, before_commit=die_once) as h:
             await h.publish(h.feed.event("CR", "opened", 0, added=["C000001"]))
             await h.consume()
             await h.clock.advance_to(at(5))
@@ -193,8 +184,6 @@ class TestCrashWindow:
             assert windows
             assert max(windows) < 1.0
             print(f"answer->commit window: max {max(windows) * 1000:.1f} ms")  # noqa: T201
-        finally:
-            await h.close()
 
 
 class TestInboundReplies:

@@ -16,12 +16,9 @@ from tests.integration.notify.service_harness import Harness, SmsGateway, at, to
 
 @pytest.fixture
 async def harness(notify_engine: AsyncEngine, gateway: SmsGateway) -> AsyncIterator[Harness]:
-    h = Harness(notify_engine, gateway, topology(6, critical=["C000006"]), operators=True)
-    await h.service.start()
-    try:
+    topo = topology(6, critical=["C000006"])
+    async with Harness(notify_engine, gateway, topo, operators=True) as h:
         yield h
-    finally:
-        await h.close()
 
 
 class TestOutageNotices:

@@ -16,12 +16,8 @@ from tests.integration.notify.service_harness import Harness, SmsGateway, at, to
 async def harness(
     request: pytest.FixtureRequest, notify_engine: AsyncEngine, gateway: SmsGateway
 ) -> AsyncIterator[Harness]:
-    h = Harness(notify_engine, gateway, topology(6), sole_writer=request.param)
-    await h.service.start()
-    try:
+    async with Harness(notify_engine, gateway, topology(6), sole_writer=request.param) as h:
         yield h
-    finally:
-        await h.close()
 
 
 class TestThrottleAcrossRounds:
