@@ -275,9 +275,16 @@ class ImpactRecorder:
                 continue
             last = self._last.get(inc.id)
             if last is not None and last[0] == inc.status and now < last[1] + self.refresh:
-                self._due.setdefault(inc.id, last[1] + self.refresh)
+                self._fold(inc.id, now)
                 continue
             await self._record(uow.session, inc, now)
+
+    def _fold(self, incident_id: str, now: datetime) -> None:
+        """Owe the incident one re-record, ``refresh`` after its last record here (else
+        after ``now``); a refresh already owed stands."""
+        last = self._last.get(incident_id)
+        due = now + self.refresh if last is None else max(now, last[1] + self.refresh)
+        self._due.setdefault(incident_id, due)
 
     async def _record(self, session: AsyncSession, inc: Incident, now: datetime) -> None:
         await record_impact(session, inc, self._topology(), self.policy, now)
@@ -291,8 +298,7 @@ class ImpactRecorder:
     async def owe(self, session: AsyncSession, incident_ids: Sequence[str], now: datetime) -> None:
         """Some customers' inputs of these incidents changed while the incidents did not (a
         later customer's first notice): re-record the restored or closed ones among them,
-        folded like any later change (``refresh`` after their last record here, else after
-        ``now``)."""
+        folded like any later change."""
         t = orm.incidents
         for part in chunks(sorted(incident_ids)):
             rows = await session.execute(
@@ -300,9 +306,7 @@ class ImpactRecorder:
                                         t.c.status.in_(RECORD_STATUSES))  # fmt: skip
             )
             for (iid,) in rows:
-                last = self._last.get(iid)
-                due = now + self.refresh if last is None else max(now, last[1] + self.refresh)
-                self._due.setdefault(iid, due)
+                self._fold(iid, now)
 
     async def run_due(self, uow: Any, now: datetime, ctx: Any) -> None:
         """``timer_hooks`` entry: record the incidents whose refresh is due at ``now``."""

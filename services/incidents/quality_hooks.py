@@ -40,7 +40,6 @@ log = structlog.get_logger(__name__)
 DELIVERIES_GROUP = "incidents-deliveries"
 # A survey invitation is not a notice about the interruption.
 NOT_A_NOTICE = frozenset({"survey"})
-ONE = timedelta(microseconds=1)
 
 
 @dataclass(slots=True)
@@ -125,7 +124,8 @@ async def apply_deliveries(
         # with it: a storm's notices then made the feeder's owner reload it whole.
         moved = sorted({
             n.incident_id for n in notices
-            if n.incident_id in changed and n.sent_at < before.get(n.incident_id, n.sent_at + ONE)
+            if n.incident_id in changed
+            and ((prior := before.get(n.incident_id)) is None or n.sent_at < prior)
         })  # fmt: skip
         if impact is not None:
             await impact.owe(session, sorted(changed - set(moved)), ctx.clock.now())
