@@ -307,14 +307,17 @@ class ServerCpu:
 
     def cpu_s(self) -> dict[str, float | None]:
         ticks = os.sysconf("SC_CLK_TCK")
+        stats: dict[int, tuple[int, list[int]]] = {}  # one read of every process
+        for each in _pids():
+            with contextlib.suppress(OSError):  # exited meanwhile
+                stats[each] = _stat(each)
         out: dict[str, float | None] = {}
         for name, pid in self.pids.items():
-            try:
-                own = _stat(pid)[1] if pid else None
-                kids = [_stat(k)[1][:2] for k in _pids() if pid and _parent(k) == pid]
-            except OSError:
-                own = None
-            out[name] = None if own is None else (sum(own) + sum(sum(k) for k in kids)) / ticks
+            if pid is None or pid not in stats:
+                out[name] = None
+                continue
+            kids = sum(sum(t[:2]) for parent, t in stats.values() if parent == pid)
+            out[name] = (sum(stats[pid][1]) + kids) / ticks
         return out
 
 
@@ -331,13 +334,6 @@ def _pids() -> list[int]:
 def _pid_with(text: str) -> int | None:
     """The first process whose command line contains ``text``."""
     return next((pid for pid in _pids() if text in _cmdline(Path(f"/proc/{pid}"))), None)
-
-
-def _parent(pid: int) -> int | None:
-    try:
-        return _stat(pid)[0]
-    except OSError:
-        return None
 
 
 def _cmdline(d: Path) -> str:
