@@ -18,7 +18,7 @@ from sqlalchemy import and_, bindparam, func, insert, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.common.outbox import outbox_table
-from services.notify import orm
+from services.notify import orm, sqlite_queue
 from services.notify.repository import chunks, from_db, in_list, to_db, upsert
 
 CLAIMABLE = ("pending", "retry", "sending")
@@ -45,6 +45,8 @@ class JobUpdate:
 class QueueRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
+        # SQLite: the sender's statements as plain SQL (see services.notify.sqlite_queue)
+        self._sqlite = session.get_bind().dialect.name == "sqlite"
 
     async def claim(self, now: datetime, limit: int, lease: timedelta) -> list[Any]:
         """Take up to ``limit`` due jobs (and jobs whose lease ran out) for this sender."""
@@ -56,6 +58,8 @@ class QueueRepository:
         """:meth:`claim`, and whether no other job was due (fewer than ``limit`` were, or,
         on SQLite, no job past the ``limit`` claimed was: one more row is read to know,
         so the sender need not claim again to find nothing)."""
+        if self._sqlite:
+            return await sqlite_queue.claim_due(self.session, now, limit, lease)
         t = orm.jobs
         postgres = self.session.get_bind().dialect.name == "postgresql"
         peek = 0 if postgres else 1  # PostgreSQL: an extra row read would be locked too
@@ -82,6 +86,8 @@ class QueueRepository:
 
     async def next_due(self) -> datetime | None:
         """The earliest time a job needs a sender (escalations go with their job)."""
+        if self._sqlite:
+            return await sqlite_queue.next_due(self.session)
         t = orm.jobs
         job = await self.session.scalar(
             select(func.min(t.c.next_attempt_at)).where(t.c.status.in_(CLAIMABLE))
@@ -93,6 +99,8 @@ class QueueRepository:
         whose claim was still ours."""
         if not updates:
             return set()
+        if self._sqlite:
+            return await sqlite_queue.record(self.session, updates)
         t = orm.jobs
         claims = {u.job_id: u.claimed_at for u in updates}
         current = await self.session.execute(
@@ -124,11 +132,16 @@ class QueueRepository:
         return kept
 
     async def add_attempts(self, rows: Sequence[dict[str, Any]]) -> None:
-        if rows:
+        if self._sqlite:
+            await sqlite_queue.add_attempts(self.session, rows)
+        elif rows:
             await self.session.execute(insert(orm.attempts), list(rows))
 
     async def set_last_messages(self, rows: Sequence[dict[str, Any]]) -> None:
         """Upsert each customer's latest sent message (throttle, call-centre lookup)."""
+        if self._sqlite:
+            await sqlite_queue.set_last_messages(self.session, rows)
+            return
         latest: dict[str, dict[str, Any]] = {}
         for row in rows:
             latest[row["customer_id"]] = {**row, "at": to_db(row["at"])}
@@ -143,7 +156,9 @@ class QueueRepository:
 
     async def add_outbox(self, rows: Sequence[dict[str, Any]]) -> None:
         """Queue delivery outcomes for ``notify.deliveries.v1`` (rows of the outbox table)."""
-        if rows:
+        if self._sqlite:
+            await sqlite_queue.add_outbox(self.session, rows)
+        elif rows:
             await self.session.execute(insert(outbox_table(SCHEMA)), list(rows))
 
     async def last_sent(self, customers: Sequence[str]) -> dict[str, Any]:
@@ -157,6 +172,8 @@ class QueueRepository:
         return found
 
     async def opted_out(self, customers: Sequence[str]) -> set[str]:
+        if self._sqlite:
+            return await sqlite_queue.opted_out(self.session, customers)
         t = orm.opt_outs
         found: set[str] = set()
         for part in chunks(list(customers)):
@@ -178,6 +195,8 @@ class QueueRepository:
 
     async def pending_escalations(self, pairs: Sequence[tuple[str, str]]) -> set[tuple[str, str]]:
         """The (incident, customer) pairs among ``pairs`` whose escalation is not done."""
+        if self._sqlite:
+            return await sqlite_queue.pending_escalations(self.session, pairs)
         t = orm.escalations
         found: set[tuple[str, str]] = set()
         for part in chunks(list(pairs), 500):

@@ -1,0 +1,222 @@
+"""The sender's statements on SQLite as plain SQL (the demo's database).
+
+Through SQLAlchemy Core each statement is rebuilt, its cache key computed, its ``IN`` list
+expanded and every row of an ``executemany`` run through the bind processors: ten to
+twenty microseconds of Python per row, several times what SQLite takes to run it. Here the
+SQL is fixed text run with ``exec_driver_sql`` (the engine's events still fire: the demo
+watches outbox inserts) and values are converted by :func:`dt` exactly as SQLAlchemy's
+SQLite ``DateTime`` stores them, so rows read the same either way (the PostgreSQL
+counterpart is :mod:`services.notify.pg_outcomes`).
+
+Claimable jobs are read through the partial index ``ix_jobs_due``, in its own order
+(``next_attempt_at``, then ``id``): a claim reads the rows it takes and one more, and the
+earliest due job is the index's first entry. SQLite uses a partial index only when the
+query repeats its condition literally, not with bound parameters.
+"""
+
+# The SQL here is built from constants and placeholder counts only, never from values.
+# ruff: noqa: S608
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any, NamedTuple
+
+from sqlalchemy.engine import CursorResult
+from sqlalchemy.ext.asyncio import AsyncSession
+
+JOBS_DUE = "notify.jobs INDEXED BY ix_jobs_due WHERE status IN ('pending', 'retry', 'sending')"
+MAX_VARS = 30_000  # bound values per statement (SQLite allows 32,766)
+
+
+def dt(value: datetime | None) -> str | None:
+    """``value`` as SQLAlchemy's SQLite ``DateTime`` stores it: its wall time (the zone is
+    dropped, not converted), always with microseconds."""
+    if value is None:
+        return None
+    return value.replace(tzinfo=None).isoformat(" ", "microseconds")
+
+
+def utc_dt(value: datetime | None) -> str | None:
+    """:func:`dt` of ``value`` in UTC (what ``repository.to_db`` stores)."""
+    return None if value is None else dt(value.astimezone(UTC))
+
+
+def parse_dt(text: str | None) -> datetime | None:
+    """A stored time back as an aware UTC datetime (as ``repository.from_db`` reads it)."""
+    return None if text is None else datetime.fromisoformat(text).replace(tzinfo=UTC)
+
+
+async def execute(
+    session: AsyncSession, sql: str, params: Any = ()
+) -> CursorResult[*tuple[Any, ...]]:
+    """Run ``sql`` on the session's connection, in its transaction; a list of tuples runs
+    it once per tuple (``executemany``)."""
+    connection = await session.connection()
+    return await connection.exec_driver_sql(sql, params)
+
+
+def marks(n: int, row: str = "?") -> str:
+    """``?, ?, ...`` (or ``(?, ?), ...`` for row values) for an ``IN`` list of ``n``."""
+    return ", ".join([row] * n)
+
+
+class JobRow(NamedTuple):
+    """A claimed ``jobs`` row (the columns ``repository.job_from_row`` reads), times as
+    aware UTC datetimes and the payload decoded."""
+
+    id: int
+    incident_id: str
+    customer_id: str
+    stage: str
+    revision: int
+    due_at: datetime | None
+    payload: Any
+    status: str
+    next_attempt_at: datetime | None
+    attempts: int
+    last_error: str | None
+    provider_id: str | None
+    channel: str | None
+
+
+CLAIM = (
+    "SELECT id, incident_id, customer_id, stage, revision, due_at, payload, status, "
+    f"next_attempt_at, attempts, last_error, provider_id, channel FROM {JOBS_DUE} "
+    "AND next_attempt_at <= ? ORDER BY next_attempt_at, id LIMIT ?"
+)
+
+
+async def claim_due(
+    session: AsyncSession, now: datetime, limit: int, lease: timedelta
+) -> tuple[list[JobRow], bool]:
+    """``QueueRepository.claim_due`` on SQLite (``BEGIN IMMEDIATE`` serialises claimers)."""
+    raw = (await execute(session, CLAIM, (utc_dt(now), limit + 1))).all()
+    rows = [
+        JobRow(r[0], r[1], r[2], r[3], r[4], parse_dt(r[5]), json.loads(r[6]), r[7],
+               parse_dt(r[8]), r[9], r[10], r[11], r[12])
+        for r in raw[:limit]
+    ]  # fmt: skip
+    if rows:
+        await execute(
+            session,
+            "UPDATE notify.jobs SET status = 'sending', claimed_at = ?, next_attempt_at = ? "
+            f"WHERE id IN ({marks(len(rows))})",
+            (utc_dt(now), utc_dt(now + lease), *(r.id for r in rows)),
+        )
+    return rows, len(raw) <= limit
+
+
+async def next_due(session: AsyncSession) -> datetime | None:
+    """``QueueRepository.next_due`` on SQLite."""
+    sql = f"SELECT min(next_attempt_at) FROM {JOBS_DUE}"
+    return parse_dt((await execute(session, sql)).scalar())
+
+
+RECORD = (
+    "UPDATE notify.jobs SET status = ?, next_attempt_at = ?, attempts = ?, channel = ?, "
+    "address = ?, language = ?, sent_at = ?, last_error = ?, provider_id = ? "
+    "WHERE id = ? AND claimed_at = ?"
+)
+
+
+async def record(session: AsyncSession, updates: Sequence[Any]) -> set[int]:
+    """``QueueRepository.record`` on SQLite: the updates (``JobUpdate``), only where the
+    claim is still ours; the ids whose claim was."""
+    if not updates:
+        return set()
+    rows = [
+        (u.status, utc_dt(u.next_attempt_at), u.attempts, u.channel, u.address, u.language,
+         utc_dt(u.sent_at), u.last_error, u.provider_id, u.job_id, utc_dt(u.claimed_at))
+        for u in updates
+    ]  # fmt: skip
+    changed = (await execute(session, RECORD, rows)).rowcount
+    ids = [u.job_id for u in updates]
+    if changed == len(set(ids)):
+        return set(ids)  # every claim held (each update matches at most its own row)
+    # Some claim was taken over. The update leaves claimed_at as it was, so reading it
+    # now tells which rows it changed.
+    claims = {r[9]: r[10] for r in rows}
+    kept: set[int] = set()
+    for start in range(0, len(ids), MAX_VARS):
+        part = ids[start : start + MAX_VARS]
+        found = await execute(
+            session,
+            f"SELECT id, claimed_at FROM notify.jobs WHERE id IN ({marks(len(part))})",
+            tuple(part),
+        )
+        kept.update(i for i, at in found if at == claims[i])
+    return kept
+
+
+async def add_attempts(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
+    """``QueueRepository.add_attempts`` on SQLite."""
+    if rows:
+        await execute(
+            session,
+            "INSERT INTO notify.attempts (job_id, n, at, channel, ok, retryable, error, "
+            "provider_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [(r["job_id"], r["n"], dt(r["at"]), r["channel"], r["ok"], r["retryable"],
+              r["error"], r["provider_id"]) for r in rows],
+        )  # fmt: skip
+
+
+async def set_last_messages(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
+    """``QueueRepository.set_last_messages`` on SQLite (the last row of a customer wins)."""
+    latest = {r["customer_id"]: r for r in rows}
+    if latest:
+        await execute(
+            session,
+            "INSERT INTO notify.last_message (customer_id, at, stage, incident_id, channel, "
+            "body) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (customer_id) DO UPDATE SET "
+            "at = excluded.at, stage = excluded.stage, incident_id = excluded.incident_id, "
+            "channel = excluded.channel, body = excluded.body",
+            [(c, utc_dt(r["at"]), r["stage"], r["incident_id"], r["channel"], r["body"])
+             for c, r in latest.items()],
+        )  # fmt: skip
+
+
+async def add_outbox(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
+    """``QueueRepository.add_outbox`` on SQLite."""
+    if rows:
+        await execute(
+            session,
+            'INSERT INTO notify.outbox (aggregate_id, seq, topic, "key", payload, created_at) '
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            [(r["aggregate_id"], r["seq"], r["topic"], r["key"], r["payload"],
+              dt(r["created_at"])) for r in rows],
+        )  # fmt: skip
+
+
+async def opted_out(session: AsyncSession, customers: Sequence[str]) -> set[str]:
+    """``QueueRepository.opted_out`` on SQLite."""
+    found: set[str] = set()
+    for start in range(0, len(customers), MAX_VARS):
+        part = tuple(customers[start : start + MAX_VARS])
+        rows = await execute(
+            session,
+            f"SELECT customer_id FROM notify.opt_outs WHERE customer_id IN ({marks(len(part))})",
+            part,
+        )
+        found.update(r[0] for r in rows)
+    return found
+
+
+async def pending_escalations(
+    session: AsyncSession, pairs: Sequence[tuple[str, str]]
+) -> set[tuple[str, str]]:
+    """``QueueRepository.pending_escalations`` on SQLite."""
+    found: set[tuple[str, str]] = set()
+    step = MAX_VARS // 2
+    for start in range(0, len(pairs), step):
+        part = pairs[start : start + step]
+        rows = await execute(
+            session,
+            "SELECT incident_id, customer_id FROM notify.escalations WHERE status = 'pending' "
+            f"AND (incident_id, customer_id) IN (VALUES {marks(len(part), '(?, ?)')})",
+            tuple(v for pair in part for v in pair),
+        )
+        found.update((r[0], r[1]) for r in rows)
+    return found
