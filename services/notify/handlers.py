@@ -23,7 +23,7 @@ from services.common.clock import Clock
 from services.common.db import UnitOfWork
 from services.common.outbox import add_to_outbox
 from services.common.topology.model import Topology
-from services.notify.domain.decisions import NotifyPolicy, decide
+from services.notify.domain.decisions import NotifyPolicy, decide, touched_incidents
 from services.notify.domain.job_state import JobStatus
 from services.notify.domain.model import EventFormatError, JobKey, JobSpec, LifecycleEvent
 from services.notify.indexed_state import IndexedNotifyState
@@ -116,6 +116,7 @@ async def apply_lifecycle(
     state, base = (cache.state, cache.base) if cache is not None else (IndexedNotifyState(),
                                                                        Baseline())  # fmt: skip
     fresh: list[str] = []
+    touched: set[str] = set()
     for event in parsed:
         if event.event_id in done:
             result.skipped += 1
@@ -124,10 +125,11 @@ async def apply_lifecycle(
         if not await repo.load_family(state, base, _seeds(event)) and cache is not None:
             cache.whole = False  # linked incidents left out: no longer the whole schema
         result.jobs.extend(decide(event, state, ctx.policy))
+        touched |= touched_incidents(event)
         fresh.append(event.event_id)
         result.events += 1
     now = ctx.clock.now()
-    await repo.save(state, base)
+    await repo.save(state, base, touched)
     await repo.insert_jobs(result.jobs, now)
     topology = ctx.topology()
     critical = [

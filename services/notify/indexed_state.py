@@ -16,6 +16,7 @@ so does a new ``interruptions`` dict or one that shrank.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from itertools import chain, islice
 
@@ -102,6 +103,12 @@ class IndexedNotifyState(NotifyState):
             # over batches): the jobs made for them are created in this order
             by_incident[inc].sort(key=_by_customer_id)
         self._indexed = len(current)
+
+    def interruptions_of(self, incident_ids: Iterable[str]) -> list[Interruption]:
+        """The interruptions of these incidents (each incident's in customer order)."""
+        self._index_interruptions()
+        by_incident = self._by_incident
+        return [i for inc in incident_ids for i in by_incident.get(inc, ())]
 
     def put_job(self, job: Job, key: JobKey | None = None) -> None:
         """Record a job loaded from storage (in creation order)."""

@@ -9,7 +9,7 @@ remembers what was loaded so :meth:`StateRepository.save` writes only what chang
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from operator import attrgetter
@@ -22,7 +22,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.notify import orm
+from services.notify import orm, sqlite_state
 from services.notify.domain.job_state import Job, JobStatus
 from services.notify.domain.model import IncidentInfo, Interruption, JobSpec
 from services.notify.indexed_state import IndexedNotifyState
@@ -136,11 +136,16 @@ class Baseline:
 class StateRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
-        self._postgres = session.get_bind().dialect.name == "postgresql"
+        dialect = session.get_bind().dialect.name
+        self._postgres = dialect == "postgresql"
+        # SQLite: the bulk writes as plain SQL (see services.notify.sqlite_state)
+        self._sqlite = dialect == "sqlite"
 
     # -- processed events ----------------------------------------------------------------
     async def processed(self, event_ids: Sequence[str]) -> set[str]:
         """The ids among ``event_ids`` already applied."""
+        if self._sqlite:
+            return await sqlite_state.processed(self.session, event_ids)
         t = orm.processed_events
         found: set[str] = set()
         for part in chunks(list(event_ids)):
@@ -149,7 +154,9 @@ class StateRepository:
         return found
 
     async def mark_processed(self, event_ids: Sequence[str], at: datetime) -> None:
-        if event_ids:
+        if event_ids and self._sqlite:
+            await sqlite_state.mark_processed(self.session, event_ids, at)
+        elif event_ids:
             rows = [{"event_id": e, "processed_at": to_db(at)} for e in event_ids]
             await self.session.execute(insert(orm.processed_events), rows)
 
@@ -264,8 +271,16 @@ class StateRepository:
                                 t.c.status != JobStatus.CANCELLED.value)  # fmt: skip
         return list((await self.session.execute(query)).all())
 
-    async def save(self, state: IndexedNotifyState, base: Baseline) -> None:
-        """Write the incidents, interruptions and planned customers that changed."""
+    async def save(
+        self,
+        state: IndexedNotifyState,
+        base: Baseline,
+        touched: Collection[str] | None = None,
+    ) -> None:
+        """Write the incidents, interruptions and planned customers that changed.
+        ``touched``: only these incidents' interruptions can have changed since the last
+        save or load (``decisions.touched_incidents`` of the events decided since); a kept
+        state holds every interruption, and a batch touches few."""
         changed = [
             _incident_values(info)
             for info in state.incidents.values()
@@ -280,13 +295,21 @@ class StateRepository:
         new: list[dict[str, Any]] = []
         updated: list[dict[str, Any]] = []
         saved = base.interruptions
-        for key, i in state.interruptions.items():
+        candidates: Iterable[Interruption] = (
+            state.interruptions.values() if touched is None
+            else state.interruptions_of(sorted(touched))
+        )  # fmt: skip
+        for i in candidates:
+            key = (i.incident_id, i.customer_id)
             sig = _interruption_sig(i)
             before = saved.get(key)
             if before == sig:
                 continue
             (new if before is None else updated).append(_interruption_values(i))
             saved[key] = sig
+        if self._sqlite:
+            await sqlite_state.write_interruptions(self.session, new, updated)
+            new = updated = []
         if len(new) >= COPY_THRESHOLD and self._postgres:
             names = list(new[0])
             await copy_rows(self.session, orm.SCHEMA, "interruptions", names,
@@ -317,6 +340,9 @@ class StateRepository:
     async def insert_jobs(self, specs: Sequence[JobSpec], now: datetime) -> None:
         """Insert new jobs; one whose idempotency key exists is skipped (ON CONFLICT)."""
         if not specs:
+            return
+        if self._sqlite:
+            await sqlite_state.insert_jobs(self.session, specs, now)
             return
         created = to_db(now)
         rows = [

@@ -117,6 +117,16 @@ def decide(
     return [spec for spec in specs if state.add_job(spec)]
 
 
+def touched_incidents(event: LifecycleEvent) -> set[str]:
+    """The incidents whose interruptions :func:`decide` may add or change for ``event``:
+    its own (customers added, listed again, restored) and those its added customers moved
+    from (``moved_to``). A writer that saves only the interruptions of these incidents
+    after ``decide`` misses no change."""
+    touched = {event.incident_id}
+    touched.update(e.moved_from for e in event.customers_added if e.moved_from)
+    return touched
+
+
 def check_due(
     spec: JobSpec,
     state: NotifyState,

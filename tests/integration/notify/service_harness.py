@@ -246,6 +246,10 @@ class Harness:
                 "last_error FROM notify.jobs ORDER BY id"))  # fmt: skip
             return [dict(r._mapping) for r in rows]
 
+    async def rows(self, sql: str) -> list[tuple[Any, ...]]:
+        async with self.engine.connect() as conn:
+            return [tuple(r) for r in await conn.execute(text(sql))]
+
     async def scalar(self, sql: str) -> Any:
         async with self.engine.connect() as conn:
             return (await conn.execute(text(sql))).scalar()

@@ -69,3 +69,30 @@ class TestToldInAnotherIncidentOfTheFamily:
             "SELECT status || ':' || last_error FROM notify.jobs WHERE incident_id = 'INC5'"
         ) == "cancelled:already_told"
         assert len(h.gateway.to("C000004")) == 1
+
+
+class TestKeptStateIsStored:
+    async def test_later_batches_store_their_changes_to_earlier_interruptions(
+        self, harness: Harness
+    ) -> None:
+        """A kept state saves only the interruptions of the incidents a batch touched:
+        a restore, and a customer moved out of an incident (its ``moved_to``), must still
+        reach the database when they change interruptions stored by earlier batches."""
+        h = harness
+        await h.publish(h.feed.event("INC8", "opened", 0, added=["C000001", "C000002"]))
+        await h.consume()
+        await h.publish(h.feed.event("INC9", "opened", 1, parent_incident_id="INC8", added=[
+            {"customer_id": "C000002", "interrupted_at": at(0).isoformat(),
+             "moved_from": "INC8"}]))  # fmt: skip
+        await h.consume()
+        stored = "SELECT incident_id || '/' || customer_id, restored_at IS NOT NULL, moved_to " \
+                 "FROM notify.interruptions ORDER BY 1"  # fmt: skip
+        assert await h.rows(stored) == [("INC8/C000001", False, None),
+                                        ("INC8/C000002", False, "INC9"),
+                                        ("INC9/C000002", False, None)]  # fmt: skip
+        await h.publish(h.feed.event("INC8", "restored", 2, status="restored",
+                                     restored=["C000001"]))  # fmt: skip
+        await h.consume()
+        assert await h.rows(stored) == [("INC8/C000001", True, None),
+                                        ("INC8/C000002", False, "INC9"),
+                                        ("INC9/C000002", False, None)]  # fmt: skip

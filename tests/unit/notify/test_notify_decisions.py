@@ -13,6 +13,7 @@ from services.notify.domain.decisions import (
     check_due,
     decide,
     survey_sampled,
+    touched_incidents,
 )
 from services.notify.domain.model import JobSpec, LifecycleEvent
 from services.notify.domain.state import NotifyState
@@ -416,3 +417,41 @@ class TestOtherStages:
             feed.event("PL", "planned_completed", 180, status="completed", restored=["C1"]), state
         )
         assert stages(done)[0] == ("C1", "restored")
+
+
+class TestTouchedIncidents:
+    """The handler saves only the interruptions of ``touched_incidents`` after each batch:
+    decide must change no other (or a kept state's change would never be stored)."""
+
+    def test_decide_changes_interruptions_of_the_touched_incidents_only(self) -> None:
+        feed, state = Feed(), NotifyState()
+        events = [
+            feed.event("P", "opened", 0, added=["C1", "C2", "C3"]),
+            feed.event("V", "opened", 1, added=["C4"], kind="voltage"),
+            feed.event("V", "scope_changed", 2,
+                       added=[{"customer_id": "C4", "reported": True}]),  # fmt: skip
+            feed.event("P", "restored", 30, status="restored", restored=[
+                "C1", {"customer_id": "C2", "source": "inferred", "verified": False}]),  # fmt: skip
+            feed.event("N", "opened", 40, parent_incident_id="P",
+                       added=[{"customer_id": "C2", "interrupted_at": at(0),
+                               "moved_from": "P"}]),  # fmt: skip
+            feed.event("P", "restored", 50, restored=["C3"]),
+            feed.event("N", "restored", 60, status="restored", restored=["C2"]),
+            feed.event("L", "planned_scheduled", 0, kind="planned", status="scheduled",
+                       added=["C5"], planned_start=at(600), planned_end=at(700)),  # fmt: skip
+            feed.event("L", "planned_started", 600, kind="planned", status="in_progress"),
+        ]
+        for event in events:
+            before = {k: _sig(i) for k, i in state.interruptions.items()}
+            touched = touched_incidents(event)
+            decide(event, state)
+            changed = {k for k, i in state.interruptions.items() if before.get(k) != _sig(i)}
+            # each event here adds or changes one (a scheduled planned outage: none yet)
+            assert changed or event.type == "planned_scheduled", event.type
+            assert {inc for inc, _ in changed} <= touched, event.type
+        assert state.interruptions[("P", "C2")].moved_to == "N"  # the moved_from case ran
+
+
+def _sig(i: Any) -> tuple[Any, ...]:
+    return (i.started_at, i.restored_at, i.restore_verified, i.moved_from, i.moved_to,
+            i.reported)  # fmt: skip

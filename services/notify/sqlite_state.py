@@ -1,0 +1,95 @@
+"""The lifecycle handler's bulk writes on SQLite as plain SQL (the demo's database): new
+jobs, interruptions and processed event ids, tens of thousands of rows over a demo, each
+of which costs SQLAlchemy's ``executemany`` more Python than SQLite takes to store it (see
+:mod:`services.notify.sqlite_queue`, whose value conversions these share).
+"""
+
+# The SQL here is built from constants and placeholder counts only, never from values.
+# ruff: noqa: S608
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.notify.domain.model import JobSpec
+from services.notify.sqlite_queue import MAX_VARS, execute, marks, utc_dt
+
+INTERRUPTION_COLUMNS = (
+    "incident_id", "customer_id", "started_at", "restored_at", "restore_verified",
+    "moved_from", "moved_to", "reported",
+)  # fmt: skip
+_INTERRUPTION_VALUES = (
+    f"INSERT INTO notify.interruptions ({', '.join(INTERRUPTION_COLUMNS)}) "
+    f"VALUES ({marks(len(INTERRUPTION_COLUMNS))})"
+)
+INSERT_INTERRUPTIONS = _INTERRUPTION_VALUES
+UPSERT_INTERRUPTIONS = (
+    f"{_INTERRUPTION_VALUES} ON CONFLICT (incident_id, customer_id) DO UPDATE SET "
+    + ", ".join(f"{c} = excluded.{c}" for c in INTERRUPTION_COLUMNS[2:])
+)
+INSERT_JOBS = (
+    "INSERT INTO notify.jobs (incident_id, customer_id, stage, revision, status, due_at, "
+    "next_attempt_at, attempts, payload, created_at) VALUES (?, ?, ?, ?, 'pending', ?, ?, 0, "
+    "?, ?) ON CONFLICT (incident_id, customer_id, stage, revision) DO NOTHING"
+)
+
+
+def interruption_row(values: dict[str, Any]) -> tuple[Any, ...]:
+    """A row of :data:`INSERT_INTERRUPTIONS` from ``repository._interruption_values`` (times
+    already in UTC)."""
+    return (
+        values["incident_id"], values["customer_id"], utc_dt(values["started_at"]),
+        utc_dt(values["restored_at"]), values["restore_verified"], values["moved_from"],
+        values["moved_to"], values["reported"],
+    )  # fmt: skip
+
+
+async def write_interruptions(
+    session: AsyncSession, new: Sequence[dict[str, Any]], updated: Sequence[dict[str, Any]]
+) -> None:
+    """Insert ``new`` and upsert ``updated`` (rows of ``repository._interruption_values``)."""
+    if new:
+        await execute(session, INSERT_INTERRUPTIONS, [interruption_row(v) for v in new])
+    if updated:
+        await execute(session, UPSERT_INTERRUPTIONS, [interruption_row(v) for v in updated])
+
+
+async def insert_jobs(session: AsyncSession, specs: Sequence[JobSpec], now: datetime) -> None:
+    """``StateRepository.insert_jobs`` on SQLite (the payload JSON as SQLAlchemy's
+    ``JSON`` type writes it: ``json.dumps``)."""
+    created = utc_dt(now)
+    rows = []
+    for s in specs:
+        due = utc_dt(s.due_at)
+        rows.append((s.incident_id, s.customer_id, s.stage, s.revision, due, due,
+                     json.dumps(dict(s.payload)), created))  # fmt: skip
+    await execute(session, INSERT_JOBS, rows)
+
+
+async def processed(session: AsyncSession, event_ids: Sequence[str]) -> set[str]:
+    """``StateRepository.processed`` on SQLite."""
+    found: set[str] = set()
+    for start in range(0, len(event_ids), MAX_VARS):
+        part = tuple(event_ids[start : start + MAX_VARS])
+        rows = await execute(
+            session,
+            f"SELECT event_id FROM notify.processed_events WHERE event_id IN ({marks(len(part))})",
+            part,
+        )
+        found.update(r[0] for r in rows)
+    return found
+
+
+async def mark_processed(session: AsyncSession, event_ids: Sequence[str], at: datetime) -> None:
+    """``StateRepository.mark_processed`` on SQLite."""
+    when = utc_dt(at)
+    await execute(
+        session,
+        "INSERT INTO notify.processed_events (event_id, processed_at) VALUES (?, ?)",
+        [(e, when) for e in event_ids],
+    )
