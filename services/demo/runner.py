@@ -224,7 +224,7 @@ async def _replay(options: DemoOptions, url: str, engine: AsyncEngine,
     ingest = IngestService(IngestSettings(**common, ingest_poll_timeout_s=0), bus, sessions,
                            clock)
     incidents = IncidentsService(IncidentsSettings(**common, incidents_poll_timeout_s=0), bus,
-                                 sessions, clock, topology=topology)
+                                 sessions, clock, topology=topology, sole_writer=True)
     # A 1-s pacing grid: rate-limited messages go in rounds of a second's tokens, so the
     # virtual clock stops once a second while a backlog drains instead of per token.
     notify_settings = NotifyServiceSettings(**common, notify_poll_timeout_s=0, notify_port=0,

@@ -104,7 +104,7 @@ async def refresh_incidents(
         inc = todo[iid]
         targets = policy_rules.sla_targets(policy, cast(Area, inc.area))
         times = incident_times(inc, notices.get(iid), now)
-        known = stored.get(iid, {})
+        known = stored.rows.get(iid, {})
         rows = [
             sla_clock.refresh(known.get(r.target), r)
             for r in sla_clock.deadline_rows(iid, times, targets)
@@ -112,7 +112,7 @@ async def refresh_incidents(
         states = {s.target: s for s in sla_clock.evaluate(times, targets, now)}
         batches.append((inc.area, rows, states))
         inc.sla = {t: s.status for t, s in states.items()}
-    await save_rows_many(session, batches)
+    await save_rows_many(session, batches, stored)
 
 
 class SlaScheduler:

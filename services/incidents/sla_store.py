@@ -8,6 +8,7 @@ them to incidents.
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -30,60 +31,63 @@ def _row(r: Any) -> DeadlineRow:
     )  # fmt: skip
 
 
-async def load_rows(session: AsyncSession, incident_id: str) -> dict[Target, DeadlineRow]:
-    """The stored deadlines of one incident, by target."""
-    t = sla_deadlines
-    rows = await session.execute(sa.select(t).where(t.c.incident_id == incident_id))
-    return {r.target: _row(r) for r in rows}
+_TIMES = ("started_at", "at_risk_at", "due_at", "completed_at")
 
 
-async def load_rows_many(
-    session: AsyncSession, incident_ids: Sequence[str]
-) -> dict[str, dict[Target, DeadlineRow]]:
-    """The stored deadlines of several incidents: incident → target → row."""
+@dataclass(frozen=True, slots=True)
+class StoredDeadlines:
+    """Deadline rows as stored: ``rows`` (incident → target → row) and every column's stored
+    value by ``(incident, target)``, so a save writes only the rows that changed."""
+
+    rows: dict[str, dict[Target, DeadlineRow]] = field(default_factory=dict)
+    values: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+
+
+async def load_rows_many(session: AsyncSession, incident_ids: Sequence[str]) -> StoredDeadlines:
+    """The stored deadlines of several incidents."""
     t = sla_deadlines
-    out: dict[str, dict[Target, DeadlineRow]] = {}
+    out = StoredDeadlines()
     for part in chunks(sorted(set(incident_ids))):
         for r in await session.execute(sa.select(t).where(t.c.incident_id.in_(part))):
-            out.setdefault(r.incident_id, {})[r.target] = _row(r)
+            out.rows.setdefault(r.incident_id, {})[r.target] = _row(r)
+            values = dict(r._mapping)
+            for k in _TIMES:
+                values[k] = utc(values[k])
+            for k in (*_FLAGS, "completed"):
+                values[k] = bool(values[k])
+            out.values[(r.incident_id, r.target)] = values
     return out
-
-
-async def save_rows(
-    session: AsyncSession,
-    area: str,
-    rows: Sequence[DeadlineRow],
-    states: dict[Target, TargetState],
-) -> None:
-    """Upsert deadline rows with their evaluated state (status ``dropped`` when a target
-    no longer applies)."""
-    await save_rows_many(session, [(area, rows, states)])
 
 
 async def save_rows_many(
     session: AsyncSession,
     batches: Sequence[tuple[str, Sequence[DeadlineRow], dict[Target, TargetState]]],
+    stored: StoredDeadlines | None = None,
 ) -> None:
-    """:func:`save_rows` for several incidents ``(area, rows, states)`` in one statement."""
+    """Upsert the deadline rows of several incidents ``(area, rows, states)`` with their
+    evaluated state (status ``dropped`` when a target no longer applies), in one statement;
+    rows equal to their ``stored`` values are left alone (most refreshes change none: fewer
+    writes, and the timer run sees its deadlines unchanged)."""
     values = []
+    known = stored.values if stored is not None else {}
     for area, rows, states in batches:
         for row in rows:
             st = states.get(row.target)
-            values.append(
-                {
-                    "incident_id": row.incident_id,
-                    "target": row.target,
-                    "area": area,
-                    "started_at": st.started_at if st else row.at_risk_at,
-                    "at_risk_at": row.at_risk_at,
-                    "due_at": row.due_at,
-                    "completed_at": st.completed_at if st else None,
-                    "status": st.status if st else "dropped",
-                    "at_risk_emitted": row.at_risk_emitted,
-                    "breached_emitted": row.breached_emitted,
-                    "completed": row.completed,
-                }  # fmt: skip
-            )
+            value = {
+                "incident_id": row.incident_id,
+                "target": row.target,
+                "area": area,
+                "started_at": st.started_at if st else row.at_risk_at,
+                "at_risk_at": row.at_risk_at,
+                "due_at": row.due_at,
+                "completed_at": st.completed_at if st else None,
+                "status": st.status if st else "dropped",
+                "at_risk_emitted": row.at_risk_emitted,
+                "breached_emitted": row.breached_emitted,
+                "completed": row.completed,
+            }  # fmt: skip
+            if known.get((row.incident_id, row.target)) != value:
+                values.append(value)
     if not values:
         return
     stmt = upsert(session, sla_deadlines)

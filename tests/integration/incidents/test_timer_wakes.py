@@ -173,3 +173,63 @@ class TestRunDueWake:
         assert "voltage_opened" in types
         assert await woken.events() == expected
         assert runs < HORIZON_MIN // 5  # it did sleep between timers
+
+
+@pytest.fixture
+async def plain_and_sole_writer(db_urls: list[str]) -> AsyncIterator[list[Harness]]:
+    built: list[IncidentsService] = []
+
+    def build(sessions: Sessions, bus: MemoryBus, clock: VirtualClock) -> IncidentsService:
+        settings = IncidentsSettings(incidents_poll_timeout_s=0)
+        sole_writer = bool(built)  # the second service is the demo's kind
+        svc = IncidentsService(settings, bus, sessions, clock, build_topology(),
+                               sole_writer=sole_writer)  # fmt: skip
+        built.append(svc)
+        return svc
+
+    async with started_services(db_urls, build) as runs:
+        yield [Harness(r.svc, r.sessions, r.bus, r.clock) for r in runs]
+
+
+def count_statements(h: Harness) -> list[int]:
+    """A counter of the statements the harness's engine runs from now on."""
+    count = [0]
+
+    def on_execute(*_args: Any) -> None:
+        count[0] += 1
+
+    sa.event.listen(h.sessions.kw["bind"].sync_engine, "before_cursor_execute", on_execute)
+    return count
+
+
+class TestSoleWriterSkipsIdleRuns:
+    async def test_it_emits_what_a_plain_service_emits_with_far_fewer_statements(
+        self, plain_and_sole_writer: list[Harness]
+    ) -> None:
+        plain, sole = plain_and_sole_writer
+        plain_count, sole_count = count_statements(plain), count_statements(sole)
+        await run_every_minute(plain)
+        await run_every_minute(sole)
+        expected = await plain.events()
+        assert {"opened", "confirmed", "sla_at_risk", "sla_breached", "restored"} <= {
+            t for _, _, t, _ in expected
+        }
+        # every timer a signal set, moved or cleared between two runs fired on time
+        assert await sole.events() == expected
+        assert sole.svc.next_wake == plain.svc.next_wake
+        # most of the 301 runs had nothing due and cost no statement
+        assert sole_count[0] < plain_count[0] // 2
+
+    async def test_a_timer_set_after_an_idle_run_fires_when_due(
+        self, plain_and_sole_writer: list[Harness]
+    ) -> None:
+        sole = plain_and_sole_writer[1]
+        assert await sole.svc.run_due() is None  # nothing stored: the next runs are idle
+        await sole.clock.advance_to(at(1))
+        await sole.deliver([power("off-1", "power_off", "C-T2-1", 1)])  # dwell until 6
+        for minute in range(1, 7):
+            await sole.clock.advance_to(at(minute))
+            wake = await sole.svc.run_due()
+            types = [t for _, _, t, _ in await sole.events()]
+            assert ("opened" in types) == (minute == 6), minute
+        assert wake == await earliest_pending(sole.sessions)
