@@ -1,5 +1,5 @@
-"""Multi-row writes as ONE statement on PostgreSQL: ``INSERT … SELECT … FROM
-json_populate_recordset(NULL::table, :rows)``.
+"""Multi-row writes: ONE statement on PostgreSQL (``INSERT … SELECT … FROM
+json_populate_recordset(NULL::table, :rows)``), one driver ``executemany`` on SQLite.
 
 asyncpg's ``executemany`` runs the statement once per row, so the statement-level roll-up
 triggers on ``interruptions`` (migration incidents_0006) ran once per row, and every row
@@ -7,13 +7,17 @@ paid a round of parameter binding in SQLAlchemy. Here the rows travel as one JSO
 parameter (one orjson call), typed by the table's row type, the triggers see one
 transition table per batch, and the rows land exactly as the per-row statements would
 have left them (timestamps are aware UTC datetimes, serialised with their offset).
-SQLite (row-level triggers, one writer) keeps the executemany path of the callers.
+On SQLite (row-level triggers, one writer) the same call runs ``INSERT … VALUES (?, …)`` as
+the driver's ``executemany``, each value converted by its column type's own bind processor
+(so rows are stored exactly as SQLAlchemy would store them), without SQLAlchemy building a
+parameter dictionary per row, which cost more than the insert itself.
 """
 
 # ruff: noqa: S608 - statements are built from table metadata and constant text, no input
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from functools import lru_cache
 from typing import Any
 
 import orjson
@@ -72,8 +76,8 @@ async def insert_rows(
     update: Sequence[str] | Mapping[str, str] = (),
     where: str | None = None,
 ) -> None:
-    """One ``INSERT … SELECT …`` of ``rows`` (tuples of ``columns`` or dicts with exactly
-    those keys; PostgreSQL only).
+    """Insert ``rows`` (tuples of ``columns`` or dicts with at least those keys) in one
+    statement.
 
     ``conflict`` names the unique columns (empty: any conflict): with ``update`` empty the
     statement does nothing on a conflict, else it sets each ``update`` column to ``excluded.col`` (a
@@ -82,10 +86,12 @@ async def insert_rows(
     """
     if not rows:
         return
-    sql = (
-        f"INSERT INTO {qualified(table)} AS t ({', '.join(quote(c) for c in columns)}) "
-        f"SELECT {select_list(columns)} FROM {rows_source(table)}"
-    )
+    postgres = is_postgres(session)
+    values = (
+        f"SELECT {select_list(columns)} FROM {rows_source(table)}" if postgres
+        else f"VALUES ({', '.join('?' for _ in columns)})"
+    )  # fmt: skip
+    sql = f"INSERT INTO {qualified(table)} AS t ({', '.join(quote(c) for c in columns)}) {values}"
     if conflict is not None:
         target = f" ({', '.join(quote(c) for c in conflict)})" if conflict else ""
         if not update:
@@ -99,4 +105,25 @@ async def insert_rows(
             sql += f" ON CONFLICT{target} DO UPDATE SET {assignments}"
             if where is not None:
                 sql += f" WHERE {where}"
-    await session.execute(sa.text(sql), rows_param(columns, rows))
+    if postgres:
+        await session.execute(sa.text(sql), rows_param(columns, rows))
+        return
+    conn = await session.connection()
+    processors = _bind_processors(table, tuple(columns), conn.dialect)
+    converted = [(i, p) for i, p in enumerate(processors) if p is not None]
+    params: list[tuple[Any, ...]] = []  # SQLAlchemy takes tuples only
+    for r in rows:
+        row = [r[c] for c in columns] if isinstance(r, Mapping) else list(r)
+        for i, p in converted:
+            if (v := row[i]) is not None:
+                row[i] = p(v)
+        params.append(tuple(row))
+    await conn.exec_driver_sql(sql, params)
+
+
+@lru_cache(maxsize=1024)
+def _bind_processors(
+    table: sa.Table, columns: tuple[str, ...], dialect: Any
+) -> tuple[Callable[[Any], Any] | None, ...]:
+    """Each column's bind processor on ``dialect`` (None: the value goes as it is)."""
+    return tuple(table.c[c].type.dialect_impl(dialect).bind_processor(dialect) for c in columns)

@@ -17,9 +17,9 @@ from typing import Any, Protocol
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.incidents.bulk_sql import insert_rows, is_postgres
+from services.incidents.bulk_sql import insert_rows
 from services.incidents.orm import TS, metadata
-from services.incidents.state_store import upsert, utc
+from services.incidents.state_store import utc
 
 # customer → the latest message sent to them (any stage, survey invitations included)
 customer_messages = sa.Table(
@@ -70,19 +70,8 @@ async def record_last_messages(session: AsyncSession, sent: Iterable[SentDeliver
         for cid, d in sorted(latest.items())  # a fixed order: concurrent writers lock alike
     ]  # fmt: skip
     columns = ("incident_id", "job_id", "stage", "channel", "sent_at")
-    if is_postgres(session):  # one text parameter, not six per row (compiled every time)
-        await insert_rows(session, t, ("customer_id", *columns), rows, conflict=["customer_id"],
-                          update=columns, where="t.sent_at <= excluded.sent_at")  # fmt: skip
-        return len(latest)
-    stmt = upsert(session, t)  # executemany: one compiled statement for any row count
-    await session.execute(
-        stmt.on_conflict_do_update(
-            index_elements=["customer_id"],
-            set_={k: stmt.excluded[k] for k in columns},
-            where=t.c.sent_at <= stmt.excluded.sent_at,
-        ),
-        rows,
-    )
+    await insert_rows(session, t, ("customer_id", *columns), rows, conflict=["customer_id"],
+                      update=columns, where="t.sent_at <= excluded.sent_at")  # fmt: skip
     return len(latest)
 
 

@@ -39,7 +39,7 @@ from services.incidents.state_store import (
     save_customers,
     save_devices,
     save_feeder_delta,
-    save_incident,
+    save_incidents,
 )
 
 
@@ -212,8 +212,8 @@ class FeederStateCache:
         pairs = [(inc, metas[inc.id]) for inc in incidents]
         moved = [g for inc, m in pairs for g in gone_interruptions(inc, m)]
         await delete_interruptions(session, moved)
-        for inc, meta in pairs:
-            await save_incident(session, inc, meta, now, self.topology)
+        await save_incidents(session, pairs, now, self.topology)
+        for inc in incidents:
             changed.add(inc.feeder_id)
             if inc.id not in s.incidents:
                 self.metas.pop(inc.id, None)  # finished: no longer held in memory

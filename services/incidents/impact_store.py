@@ -54,10 +54,11 @@ async def etr_changes(session: AsyncSession, inc: Incident) -> list[EtrChange]:
 
 
 def _etr_terms(history: Sequence[EtrChange], end: datetime | None) -> tuple[float, int]:
-    """(|end − ETR in force at end| in minutes, ETR slips before end)."""
+    """(|end − ETR in force at end| in minutes, ETR slips before end); ``history`` in time
+    order."""
     in_force: datetime | None = None
     slips = 0
-    for change in sorted(history, key=lambda c: c.at):
+    for change in history:
         if end is not None and change.at > end:
             break
         if in_force is not None and change.etr > in_force:
@@ -106,7 +107,8 @@ async def impact_inputs(
     targets = policy_rules.sla_targets(policy, cast(Area, inc.area))
     intrs = {c: i for c, i in inc.interruptions.items() if c in topology.customers}
     notices = await first_notice_times(session, inc.id)
-    history = await etr_changes(session, inc)
+    history = sorted(await etr_changes(session, inc), key=lambda c: c.at)
+    etr_terms: dict[datetime | None, tuple[float, int]] = {}  # customers restored together
     prior = await prior_interruptions(session, inc, list(intrs))
     calls = await calls_per_customer(
         session, inc.id, {c: (i.start, i.end) for c, i in intrs.items()}
@@ -120,7 +122,10 @@ async def impact_inputs(
         in_time = (sent is not None and sent <= notice_due) or (
             intr.end is not None and intr.end <= notice_due
         )
-        etr_error, slips = _etr_terms(history, intr.end)
+        terms = etr_terms.get(intr.end)
+        if terms is None:
+            terms = etr_terms[intr.end] = _etr_terms(history, intr.end)
+        etr_error, slips = terms
         out.append(
             impact.CustomerImpactInput(
                 customer_id=c,
@@ -210,11 +215,7 @@ async def record_impact(
     ]
     t = customer_impacts
     await session.execute(sa.delete(t).where(t.c.incident_id == inc.id))
-    if is_postgres(session):  # one statement, not one per row
-        await insert_rows(session, t, IMPACT_COLUMNS, rows)
-    else:
-        for start in range(0, len(rows), 1000):
-            await session.execute(sa.insert(t), rows[start : start + 1000])
+    await insert_rows(session, t, IMPACT_COLUMNS, rows)
     summary = summarise(impacts, final, now)
     await session.execute(
         sa.update(orm.incidents).where(orm.incidents.c.id == inc.id).values(impact=summary)

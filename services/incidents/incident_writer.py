@@ -19,7 +19,7 @@ import orjson
 
 from services.common.db import UnitOfWork
 from services.incidents.domain.model import Incident
-from services.incidents.state_store import IncidentMeta, save_incident
+from services.incidents.state_store import IncidentMeta, save_incidents
 
 if TYPE_CHECKING:
     from services.incidents.handlers import HandlerContext
@@ -50,11 +50,10 @@ async def save_changed(
     for inc in loose:
         events = inc.drain_events()
         fill_sla(events, [inc])
-        await save_incident(
-            uow.session, inc, metas.get(inc.id) or IncidentMeta(), now, ctx.cache.topology
-        )
         messages += [
             (ctx.topics.lifecycle, e.incident_id, orjson.dumps(e.to_message()), e.seq)
             for e in events
         ]
+    pairs = [(inc, metas.get(inc.id) or IncidentMeta()) for inc in loose]
+    await save_incidents(uow.session, pairs, now, ctx.cache.topology)
     await queue_events(uow, messages, now)

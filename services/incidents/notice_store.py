@@ -5,6 +5,7 @@ incident (the single-row forms stay in :mod:`services.incidents.report_store`).
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -12,10 +13,9 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.incidents.bulk_sql import insert_rows
 from services.incidents.quality_orm import first_notices
-from services.incidents.state_store import chunks, upsert, utc
-
-KEYS_PER_QUERY = 400  # (incident, customer) pairs per IN list: two bound parameters each
+from services.incidents.state_store import chunks, utc
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,21 +50,11 @@ async def record_first_notices(session: AsyncSession, notices: Sequence[Notice])
         for key, n in sorted(earliest.items())
         if (at := stored.get(key)) is None or n.sent_at < at
     ]
-    if changed:
-        stmt = upsert(session, first_notices)
-        await session.execute(
-            stmt.on_conflict_do_update(
-                index_elements=["incident_id", "customer_id"],
-                set_={k: stmt.excluded[k] for k in ("sent_at", "stage", "channel")},
-            ),
-            [
-                {
-                    "incident_id": n.incident_id, "customer_id": n.customer_id,
-                    "sent_at": n.sent_at, "stage": n.stage, "channel": n.channel,
-                }  # fmt: skip
-                for n in changed
-            ],
-        )
+    await insert_rows(
+        session, first_notices, ("incident_id", "customer_id", "sent_at", "stage", "channel"),
+        [(n.incident_id, n.customer_id, n.sent_at, n.stage, n.channel) for n in changed],
+        conflict=("incident_id", "customer_id"), update=("sent_at", "stage", "channel"),
+    )  # fmt: skip
     return {n.incident_id for n in changed}
 
 
@@ -90,17 +80,22 @@ async def first_notice_ats(
 async def _stored(
     session: AsyncSession, keys: Sequence[tuple[str, str]]
 ) -> dict[tuple[str, str], datetime]:
+    # Per incident, customers by primary key: a row-value IN list of (incident, customer)
+    # pairs made SQLite scan the table and SQLAlchemy expand two parameters per pair.
     t = first_notices
+    customers: dict[str, list[str]] = defaultdict(list)
+    for incident_id, customer_id in keys:
+        customers[incident_id].append(customer_id)
     out: dict[tuple[str, str], datetime] = {}
-    for start in range(0, len(keys), KEYS_PER_QUERY):
-        part = keys[start : start + KEYS_PER_QUERY]
-        rows = await session.execute(
-            sa.select(t.c.incident_id, t.c.customer_id, t.c.sent_at).where(
-                sa.tuple_(t.c.incident_id, t.c.customer_id).in_(part)
+    for incident_id, ids in sorted(customers.items()):
+        for part in chunks(sorted(ids)):
+            rows = await session.execute(
+                sa.select(t.c.customer_id, t.c.sent_at).where(
+                    t.c.incident_id == incident_id, t.c.customer_id.in_(part)
+                )
             )
-        )
-        for incident_id, customer_id, sent in rows:
-            at = utc(sent)
-            if at is not None:
-                out[(incident_id, customer_id)] = at
+            for customer_id, sent in rows:
+                at = utc(sent)
+                if at is not None:
+                    out[(incident_id, customer_id)] = at
     return out

@@ -191,17 +191,9 @@ async def mark_processed(
     session: AsyncSession, signals: Iterable[tuple[str, str]], at: datetime
 ) -> None:
     """Record ``(signal_id, feeder_id)`` pairs as applied (insert-or-ignore)."""
-    if is_postgres(session):
-        pairs = [(s, f, at) for s, f in signals]
-        await insert_rows(session, orm.processed_signals, ("signal_id", "feeder_id", "applied_at"),
-                          pairs, conflict=("signal_id",))  # fmt: skip
-        return
-    rows = [{"signal_id": s, "feeder_id": f, "applied_at": at} for s, f in signals]
-    if rows:
-        stmt = upsert(session, orm.processed_signals).on_conflict_do_nothing(
-            index_elements=["signal_id"]
-        )
-        await session.execute(stmt, rows)
+    pairs = [(s, f, at) for s, f in signals]
+    await insert_rows(session, orm.processed_signals, ("signal_id", "feeder_id", "applied_at"),
+                      pairs, conflict=("signal_id",))  # fmt: skip
 
 
 # --- load -------------------------------------------------------------------------------
@@ -328,55 +320,22 @@ async def save_customers(
     """Upsert customer states ``(customer_id, feeder_id, state)``."""
     if not rows:
         return
-    if is_postgres(session):
-        await insert_rows(
-            session, orm.customer_state, CUSTOMER_COLUMNS,
-            [(c, f, s.status, s.since, s.at, s.source, s.still_out, s.presumed, s.last_start,
-              s.last_end) for c, f, s in rows],
-            conflict=("customer_id",), update=CUSTOMER_COLUMNS[1:],
-        )  # fmt: skip
-        return
-    values = [
-        {
-            "customer_id": c,
-            "feeder_id": f,
-            "status": s.status,
-            "since": s.since,
-            "at": s.at,
-            "source": s.source,
-            "still_out": s.still_out,
-            "presumed": s.presumed,
-            "last_start": s.last_start,
-            "last_end": s.last_end,
-        }  # fmt: skip
-        for c, f, s in rows
-    ]
-    stmt = upsert(session, orm.customer_state)
-    cols = [k for k in values[0] if k != "customer_id"]
-    await session.execute(
-        stmt.on_conflict_do_update(
-            index_elements=["customer_id"], set_={k: stmt.excluded[k] for k in cols}
-        ),
-        values,
-    )
+    await insert_rows(
+        session, orm.customer_state, CUSTOMER_COLUMNS,
+        [(c, f, s.status, s.since, s.at, s.source, s.still_out, s.presumed, s.last_start,
+          s.last_end) for c, f, s in rows],
+        conflict=("customer_id",), update=CUSTOMER_COLUMNS[1:],
+    )  # fmt: skip
 
 
 async def save_devices(session: AsyncSession, rows: Sequence[tuple[str, str, DeviceState]]) -> None:
     """Upsert device states ``(device_id, feeder_id, state)``."""
     if not rows:
         return
-    values = [
-        {"device_id": d, "feeder_id": f, "open": s.open, "at": s.at, "lockout": s.lockout}
-        for d, f, s in rows
-    ]
-    stmt = upsert(session, orm.device_state)
-    await session.execute(
-        stmt.on_conflict_do_update(
-            index_elements=["device_id"],
-            set_={k: stmt.excluded[k] for k in ("feeder_id", "open", "at", "lockout")},
-        ),
-        values,
-    )
+    columns = ("device_id", "feeder_id", "open", "at", "lockout")
+    await insert_rows(session, orm.device_state, columns,
+                      [(d, f, s.open, s.at, s.lockout) for d, f, s in rows],
+                      conflict=("device_id",), update=columns[1:])  # fmt: skip
 
 
 def incident_values(inc: Incident, version: int, now: datetime) -> dict[str, Any]:
@@ -397,6 +356,9 @@ def incident_values(inc: Incident, version: int, now: datetime) -> dict[str, Any
     }  # fmt: skip
 
 
+INCIDENT_COLUMNS = tuple(str(c.name) for c in orm.incidents.columns if c.name != "impact")
+
+
 async def save_incident(
     session: AsyncSession,
     inc: Incident,
@@ -404,67 +366,62 @@ async def save_incident(
     now: datetime,
     topology: Topology | None = None,
 ) -> None:
-    """Write one changed incident: its row (version bumped), interruption and membership
-    changes, and the timeline and ETR entries appended since the last save.
+    """:func:`save_incidents` for one incident."""
+    await save_incidents(session, [(inc, meta)], now, topology)
+
+
+async def save_incidents(
+    session: AsyncSession,
+    pairs: Sequence[tuple[Incident, IncidentMeta]],
+    now: datetime,
+    topology: Topology | None = None,
+) -> None:
+    """Write changed incidents ``(incident, meta)``: their rows (versions bumped),
+    interruption and membership changes, and the timeline and ETR entries appended since the
+    last save — each kind for all the incidents in one statement.
 
     Timeline and ETR history are append-only in the database; once written they are dropped
     from memory (the API reads them from the database), which keeps long incidents small.
     """
-    meta.version += 1
-    values = incident_values(inc, meta.version, now)
-    meta.snapshot = values["snapshot"]
-    stmt = upsert(session, orm.incidents)
-    await session.execute(
-        stmt.values(values).on_conflict_do_update(
-            index_elements=["id"], set_={k: stmt.excluded[k] for k in values if k != "id"}
-        )
-    )
-    await _save_interruptions(session, inc, meta, topology)
-    new_affected = sorted(inc.customers_affected - meta.affected)
-    if new_affected and is_postgres(session):
-        await insert_rows(session, orm.incident_customers, ("incident_id", "customer_id"),
-                          [(inc.id, c) for c in new_affected], conflict=())  # fmt: skip
+    if not pairs:
+        return
+    rows = []
+    for inc, meta in pairs:
+        meta.version += 1
+        values = incident_values(inc, meta.version, now)
+        meta.snapshot = values["snapshot"]
+        rows.append(values)
+    await insert_rows(session, orm.incidents, INCIDENT_COLUMNS, rows, conflict=("id",),
+                      update=INCIDENT_COLUMNS[1:])  # fmt: skip
+    await _save_interruptions(session, pairs, topology)
+    affected = []
+    for inc, meta in pairs:
+        new_affected = sorted(inc.customers_affected - meta.affected)
+        affected += [(inc.id, c) for c in new_affected]
         meta.affected.update(new_affected)
-    elif new_affected:
-        await session.execute(
-            upsert(session, orm.incident_customers).on_conflict_do_nothing(),
-            [{"incident_id": inc.id, "customer_id": c} for c in new_affected],
-        )
-        meta.affected.update(new_affected)
-    if inc.timeline:
-        await session.execute(
-            sa.insert(orm.timeline),
-            [
-                {
-                    "incident_id": inc.id,
-                    "n": meta.timeline_n + k,
-                    "at": e.at,
-                    "actor": e.actor,
-                    "type": e.type,
-                    "detail": e.detail,
-                }  # fmt: skip
-                for k, e in enumerate(inc.timeline, start=1)
-            ],
-        )
+    await insert_rows(session, orm.incident_customers, ("incident_id", "customer_id"), affected,
+                      conflict=())  # fmt: skip
+    timeline = []
+    etrs = []
+    for inc, meta in pairs:
+        timeline += [
+            {"incident_id": inc.id, "n": meta.timeline_n + k, "at": e.at, "actor": e.actor,
+             "type": e.type, "detail": e.detail}
+            for k, e in enumerate(inc.timeline, start=1)
+        ]  # fmt: skip
         meta.timeline_n += len(inc.timeline)
         inc.timeline.clear()
-    if inc.etr_history:
-        await session.execute(
-            sa.insert(orm.etr_history),
-            [
-                {
-                    "incident_id": inc.id,
-                    "n": meta.etr_n + k,
-                    "at": e.at,
-                    "etr": e.etr,
-                    "actor": e.actor,
-                    "reason": e.reason,
-                }  # fmt: skip
-                for k, e in enumerate(inc.etr_history, start=1)
-            ],
-        )
+        etrs += [
+            {"incident_id": inc.id, "n": meta.etr_n + k, "at": e.at, "etr": e.etr,
+             "actor": e.actor, "reason": e.reason}
+            for k, e in enumerate(inc.etr_history, start=1)
+        ]  # fmt: skip
         meta.etr_n += len(inc.etr_history)
         inc.etr_history.clear()
+    if timeline:
+        await session.execute(sa.insert(orm.timeline), timeline)
+    if etrs:
+        await session.execute(sa.insert(orm.etr_history), etrs)
 
 
 async def delete_interruptions(session: AsyncSession, moved: Sequence[tuple[str, str]]) -> None:
@@ -488,24 +445,27 @@ def gone_interruptions(inc: Incident, meta: IncidentMeta) -> list[tuple[str, str
 
 
 async def _save_interruptions(
-    session: AsyncSession, inc: Incident, meta: IncidentMeta, topology: Topology | None
+    session: AsyncSession,
+    pairs: Sequence[tuple[Incident, IncidentMeta]],
+    topology: Topology | None,
 ) -> None:
-    saved = meta.interruptions
-    for c in [c for c in saved if c not in inc.interruptions]:
-        del saved[c]  # deleted by delete_interruptions beforehand
-    momentary, planned = inc.status == "momentary", inc.kind == "planned"
-    new_rows: list[tuple[Any, ...]] = []  # rows new to the incident: stamped with groups
+    new_rows: list[tuple[Any, ...]] = []  # rows new to their incident: stamped with groups
     changed: list[tuple[Any, ...]] = []
-    ordered: list[tuple[Any, ...]] = []  # both, in the incident's order (SQLite's executemany)
-    for c, intr in inc.interruptions.items():
-        fp = (intr.start, intr.start_source, intr.end, intr.end_source, intr.unverified,
-              momentary, planned)  # _fingerprint, inlined: thousands of rows per storm batch
-        old = saved.get(c)
-        if old != fp:
-            saved[c] = fp
-            row = (inc.id, c, *fp)
-            (changed if old is not None else new_rows).append(row)
-            ordered.append(row)
+    ordered: list[tuple[Any, ...]] = []  # both, in the incidents' order (SQLite's executemany)
+    for inc, meta in pairs:
+        saved = meta.interruptions
+        for c in [c for c in saved if c not in inc.interruptions]:
+            del saved[c]  # deleted by delete_interruptions beforehand
+        momentary, planned = inc.status == "momentary", inc.kind == "planned"
+        for c, intr in inc.interruptions.items():
+            fp = (intr.start, intr.start_source, intr.end, intr.end_source, intr.unverified,
+                  momentary, planned)  # _fingerprint, inlined: thousands of rows per batch
+            old = saved.get(c)
+            if old != fp:
+                saved[c] = fp
+                row = (inc.id, c, *fp)
+                (changed if old is not None else new_rows).append(row)
+                ordered.append(row)
     if is_postgres(session):
         for rows, stamp in ((changed, False), (new_rows, True)):
             if rows:
@@ -513,18 +473,12 @@ async def _save_interruptions(
                                            INTERRUPTION_COLUMNS[2:], stamp=stamp,
                                            topology=topology)  # fmt: skip
         return
-    if ordered:
-        stmt = upsert(session, orm.interruptions)
-        await session.execute(
-            stmt.on_conflict_do_update(
-                index_elements=["incident_id", "customer_id"],
-                set_={k: stmt.excluded[k] for k in INTERRUPTION_COLUMNS[2:]},
-            ),
-            [dict(zip(INTERRUPTION_COLUMNS, r, strict=True)) for r in ordered],
-        )
-    if new_rows:
-        # Report groups (feeder, substation, area) from the topology, once per new row.
-        await stamp_groups(session, inc.id, [r[1] for r in new_rows])
+    await insert_rows(session, orm.interruptions, INTERRUPTION_COLUMNS, ordered,
+                      conflict=("incident_id", "customer_id"),
+                      update=INTERRUPTION_COLUMNS[2:])  # fmt: skip
+    # Report groups (feeder, substation, area) from the topology, once per new row.
+    for iid in sorted({r[0] for r in new_rows}):
+        await stamp_groups(session, iid, [r[1] for r in new_rows if r[0] == iid])
 
 
 async def save_feeder_delta(
@@ -533,51 +487,23 @@ async def save_feeder_delta(
     """Write a feeder's timer, holder and issued-id changes and apply them to ``saved``
     (what the database holds); True if any changed."""
     tm, ho, ii = orm.correlator_timers, orm.holders, orm.issued_ids
-    pg = is_postgres(session)
     gone_t = delta.timers_gone
     for kind in TIMER_KINDS:
         subjects = sorted(s for k, s in gone_t if k == kind)
         for part in chunks(subjects):
             await session.execute(sa.delete(tm).where(tm.c.kind == kind, tm.c.subject_id.in_(part)))
     new_t = [(k, s, feeder_id, d) for (k, s), d in sorted(delta.timers_set.items())]
-    if new_t and pg:
-        await insert_rows(session, tm, ("kind", "subject_id", "feeder_id", "due_at"), new_t,
-                          conflict=("kind", "subject_id"),
-                          update=("due_at", "feeder_id"))  # fmt: skip
-    elif new_t:
-        stmt = upsert(session, tm)
-        await session.execute(
-            stmt.on_conflict_do_update(
-                index_elements=["kind", "subject_id"],
-                set_={"due_at": stmt.excluded.due_at, "feeder_id": stmt.excluded.feeder_id},
-            ),
-            [{"kind": k, "subject_id": s, "feeder_id": f, "due_at": d} for k, s, f, d in new_t],
-        )
+    await insert_rows(session, tm, ("kind", "subject_id", "feeder_id", "due_at"), new_t,
+                      conflict=("kind", "subject_id"), update=("due_at", "feeder_id"))  # fmt: skip
     gone_h = sorted(delta.holders_gone)
     for part in chunks(gone_h):
         await session.execute(sa.delete(ho).where(ho.c.customer_id.in_(part)))
     new_h = [(c, i, feeder_id) for c, i in sorted(delta.holders_set.items())]
-    if new_h and pg:
-        await insert_rows(session, ho, ("customer_id", "incident_id", "feeder_id"), new_h,
-                          conflict=("customer_id",), update=("incident_id",))  # fmt: skip
-    elif new_h:
-        stmt = upsert(session, ho)
-        await session.execute(
-            stmt.on_conflict_do_update(
-                index_elements=["customer_id"],
-                set_={"incident_id": stmt.excluded.incident_id},
-            ),
-            [{"customer_id": c, "incident_id": i, "feeder_id": f} for c, i, f in new_h],
-        )
+    await insert_rows(session, ho, ("customer_id", "incident_id", "feeder_id"), new_h,
+                      conflict=("customer_id",), update=("incident_id",))  # fmt: skip
     new_i = sorted(delta.issued_new)
-    if new_i and pg:
-        await insert_rows(session, ii, ("id", "feeder_id"), [(i, feeder_id) for i in new_i],
-                          conflict=())  # fmt: skip
-    elif new_i:
-        await session.execute(
-            upsert(session, ii).on_conflict_do_nothing(),
-            [{"id": i, "feeder_id": feeder_id} for i in new_i],
-        )
+    await insert_rows(session, ii, ("id", "feeder_id"), [(i, feeder_id) for i in new_i],
+                      conflict=())  # fmt: skip
     for key in gone_t:
         saved.timers.pop(key, None)
     saved.timers.update(delta.timers_set)

@@ -1,8 +1,10 @@
 """The batch stores write what one-by-one stores would (PostgreSQL ``outagedesk_w_batch_*``
 and SQLite): voltage readings and their clipped compliance minutes
 (:func:`store_readings` vs :func:`store_reading`) and first notices
-(:func:`record_first_notices` vs :func:`record_first_notice`) and survey answers
-(:func:`store_surveys` vs :func:`store_survey`)."""
+(:func:`record_first_notices` vs :func:`record_first_notice`), survey answers
+(:func:`store_surveys` vs :func:`store_survey`), and :func:`insert_rows` vs SQLAlchemy Core
+statements (timestamps, booleans, JSON, NULLs; conflicts updated, ignored or kept by a
+condition)."""
 
 from __future__ import annotations
 
@@ -20,14 +22,18 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from services.common.db import UnitOfWork, create_engine, session_factory
 from services.common.migrate import migrate_engine
 from services.incidents import orm
+from services.incidents.bulk_sql import insert_rows
+from services.incidents.customer_messages import customer_messages
 from services.incidents.notice_store import Notice, first_notice_ats, record_first_notices
 from services.incidents.quality_orm import (
+    customer_impacts,
     first_notices,
     surveys,
     voltage_minutes,
     voltage_readings,
 )
 from services.incidents.report_store import first_notice_at, record_first_notice, store_survey
+from services.incidents.state_store import CUSTOMER_COLUMNS, upsert
 from services.incidents.survey_store import SurveyRow, store_surveys
 from services.incidents.voltage_store import ReadingRow, store_reading, store_readings
 from tests.integration.incidents.incidents_db import fresh_pg_database
@@ -263,3 +269,83 @@ class TestInterruptionGroups:
         assert t31
         assert {by_customer[c] for c in t31} == {("F01", "S1", "remote")}
         assert {by_customer[c] for c in customers if c not in t31} == {("F01", "S1", "urban")}
+
+
+def as_dicts(columns: Any, rows: list[tuple[Any, ...]]) -> list[dict[str, Any]]:
+    return [dict(zip(columns, r, strict=True)) for r in rows]
+
+
+def states(feeder: str, shift: int) -> list[tuple[Any, ...]]:
+    """customer_state rows in CUSTOMER_COLUMNS order: timestamps, booleans and NULLs."""
+    return [
+        (f"C{i}", feeder, "OFF" if i % 2 else "ON", T0 + timedelta(minutes=i + shift),
+         T0 + timedelta(seconds=i * 1.5), "meter", i % 3 == 0, i % 2 == 0,
+         T0 if i % 2 else None, None)
+        for i in range(shift, shift + 6)
+    ]  # fmt: skip
+
+
+class TestInsertRows:
+    async def test_rows_land_as_core_statements_leave_them(self, two_dbs: list[Sessions]) -> None:
+        core, bulk = two_dbs
+        first, second = states("F01", 0), states("F02", 3)  # C3..C5 conflict
+        impacts = [
+            ("I1", f"C{i}", 0.1 * i, {"duration": 0.1 * i, "notice": 0.0},
+             {"customer_class": "residential", "critical": i == 2, "calls": i}, 12.5 * i,
+             i == 1, T0 + timedelta(microseconds=i))
+            for i in range(3)
+        ]  # fmt: skip
+        m_cols = ("customer_id", "incident_id", "job_id", "stage", "channel", "sent_at")
+        messages = [("C1", "I1", "j1", "outage_detected", "sms", T0),
+                    ("C2", "I1", "j2", "restored", "email", T0 + timedelta(hours=1))]
+        # C1 newer: replaces; C2 older: the stored newer message stays
+        later = [("C1", "I2", "j3", "restored", "sms", T0 + timedelta(hours=2)),
+                 ("C2", "I2", "j4", "etr_set", "sms", T0)]  # fmt: skip
+        async with UnitOfWork(core) as uow:
+            s = uow.session
+            cs = orm.customer_state
+            await s.execute(sa.insert(cs), as_dicts(CUSTOMER_COLUMNS, first))
+            stmt = upsert(s, cs)
+            await s.execute(
+                stmt.on_conflict_do_update(
+                    index_elements=["customer_id"],
+                    set_={c: stmt.excluded[c] for c in CUSTOMER_COLUMNS[1:]},
+                ),
+                as_dicts(CUSTOMER_COLUMNS, second),
+            )
+            cols = [str(c.name) for c in customer_impacts.columns]
+            await s.execute(sa.insert(customer_impacts), as_dicts(cols, impacts))
+            await s.execute(upsert(s, customer_impacts).on_conflict_do_nothing(),
+                            as_dicts(cols, impacts))  # fmt: skip
+            t = customer_messages
+            await s.execute(sa.insert(t), as_dicts(m_cols, messages))
+            stmt = upsert(s, t)
+            await s.execute(
+                stmt.on_conflict_do_update(
+                    index_elements=["customer_id"],
+                    set_={c: stmt.excluded[c] for c in m_cols[1:]},
+                    where=t.c.sent_at <= stmt.excluded.sent_at,
+                ),
+                as_dicts(m_cols, later),
+            )
+            await uow.commit()
+        async with UnitOfWork(bulk) as uow:
+            s = uow.session
+            await insert_rows(s, orm.customer_state, CUSTOMER_COLUMNS, first)
+            await insert_rows(s, orm.customer_state, CUSTOMER_COLUMNS,
+                              as_dicts(CUSTOMER_COLUMNS, second),
+                              conflict=("customer_id",), update=CUSTOMER_COLUMNS[1:])  # fmt: skip
+            cols = [str(c.name) for c in customer_impacts.columns]
+            await insert_rows(s, customer_impacts, cols, impacts)
+            await insert_rows(s, customer_impacts, cols, impacts, conflict=())
+            await insert_rows(s, customer_messages, m_cols, messages)
+            await insert_rows(s, customer_messages, m_cols, later, conflict=("customer_id",),
+                              update=m_cols[1:], where="t.sent_at <= excluded.sent_at")  # fmt: skip
+            await uow.commit()
+        for t, key in ((orm.customer_state, "customer_id"), (customer_impacts, "customer_id"),
+                       (customer_messages, "customer_id")):  # fmt: skip
+            expected = await table(core, t, t.c[key])
+            assert await table(bulk, t, t.c[key]) == expected
+        stored = await table(bulk, customer_messages, customer_messages.c.customer_id)
+        assert [r[2] for r in stored] == ["j3", "j2"]
+        assert len(await table(bulk, orm.customer_state, orm.customer_state.c.customer_id)) == 9
