@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -28,6 +28,7 @@ from services.notify.domain.job_state import JobStatus
 from services.notify.domain.model import EventFormatError, JobKey, JobSpec, LifecycleEvent
 from services.notify.indexed_state import IndexedNotifyState
 from services.notify.repository import Baseline, StateRepository
+from services.notify.shallow import shallow_copy
 
 log = structlog.get_logger(__name__)
 
@@ -83,7 +84,7 @@ class StateCache:
         for key in keys:
             job = jobs.get(key)
             if job is not None:
-                jobs[key] = replace(job, status=status)
+                jobs[key] = shallow_copy(job, status=status)
 
 
 @dataclass(slots=True)

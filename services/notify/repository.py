@@ -286,7 +286,9 @@ class StateRepository:
             for info in state.incidents.values()
             if base.incidents.get(info.id) != _incident_sig(info)
         ]
-        if changed:
+        if changed and self._sqlite:
+            await sqlite_state.upsert_incidents(self.session, changed)
+        elif changed:
             stmt = upsert(self.session, orm.incidents)
             cols = {c: stmt.excluded[c] for c in changed[0] if c != "id"}
             await self.session.execute(

@@ -14,11 +14,11 @@ is kept up to date in the cache by the sender's committed outcomes.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import replace
 
 from services.notify.domain.job_state import JobStatus
 from services.notify.handlers import StateCache
 from services.notify.indexed_state import IndexedNotifyState
+from services.notify.shallow import shallow_copy
 
 
 def round_state(
@@ -51,12 +51,12 @@ def round_state(
             ):
                 links.update(x for x in (info.id, info.parent_incident_id, info.merged_into) if x)
                 if info.id in wanted:
-                    state.incidents[info.id] = replace(info)
+                    state.incidents[info.id] = shallow_copy(info)
         for incident_id in ids:
             for customer in customers:
                 found = kept.interruptions.get((incident_id, customer))
                 if found is not None:
-                    state.put_interruption(replace(found))
+                    state.put_interruption(shallow_copy(found))
                     links.update(x for x in (found.moved_from, found.moved_to) if x)
         frontier = links - loaded
     stages = frozenset(job_stages)

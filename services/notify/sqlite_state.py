@@ -32,6 +32,16 @@ UPSERT_INTERRUPTIONS = (
     f"{_INTERRUPTION_VALUES} ON CONFLICT (incident_id, customer_id) DO UPDATE SET "
     + ", ".join(f"{c} = excluded.{c}" for c in INTERRUPTION_COLUMNS[2:])
 )
+INCIDENT_COLUMNS = (
+    "id", "kind", "status", "detected_at", "etr", "parent_incident_id", "merged_into", "area",
+    "cause", "planned_start", "planned_end", "last_seq",
+)  # fmt: skip
+_INCIDENT_TIMES = frozenset({"detected_at", "etr", "planned_start", "planned_end"})
+UPSERT_INCIDENTS = (
+    f"INSERT INTO notify.incidents ({', '.join(INCIDENT_COLUMNS)}) "
+    f"VALUES ({marks(len(INCIDENT_COLUMNS))}) ON CONFLICT (id) DO UPDATE SET "
+    + ", ".join(f"{c} = excluded.{c}" for c in INCIDENT_COLUMNS[1:])
+)
 INSERT_JOBS = (
     "INSERT INTO notify.jobs (incident_id, customer_id, stage, revision, status, due_at, "
     "next_attempt_at, attempts, payload, created_at) VALUES (?, ?, ?, ?, 'pending', ?, ?, 0, "
@@ -46,6 +56,16 @@ def interruption_row(values: dict[str, Any]) -> tuple[Any, ...]:
         values["incident_id"], values["customer_id"], utc_dt(values["started_at"]),
         utc_dt(values["restored_at"]), values["restore_verified"], values["moved_from"],
         values["moved_to"], values["reported"],
+    )  # fmt: skip
+
+
+async def upsert_incidents(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
+    """Insert or update incidents (rows of ``repository._incident_values``)."""
+    await execute(
+        session,
+        UPSERT_INCIDENTS,
+        [tuple(utc_dt(r[c]) if c in _INCIDENT_TIMES else r[c] for c in INCIDENT_COLUMNS)
+         for r in rows],
     )  # fmt: skip
 
 
