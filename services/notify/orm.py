@@ -107,7 +107,10 @@ jobs = Table(
         postgresql_where=text("status IN ('pending', 'retry', 'sending')"),
         sqlite_where=text("status IN ('pending', 'retry', 'sending')"),
     ),
-    Index("ix_jobs_status_next_attempt_at", "status", "next_attempt_at"),
+    # PostgreSQL only (migration notify_0003): SQLite reads claimable jobs through ix_jobs_due
+    Index("ix_jobs_status_next_attempt_at", "status", "next_attempt_at").ddl_if(
+        dialect="postgresql"
+    ),
 )
 
 attempts = Table(
