@@ -2,11 +2,15 @@
 
 Through SQLAlchemy Core each statement is rebuilt, its cache key computed, its ``IN`` list
 expanded and every row of an ``executemany`` run through the bind processors: ten to
-twenty microseconds of Python per row, several times what SQLite takes to run it. Here the
-SQL is fixed text run with ``exec_driver_sql`` (the engine's events still fire: the demo
-watches outbox inserts) and values are converted by :func:`dt` exactly as SQLAlchemy's
-SQLite ``DateTime`` stores them, so rows read the same either way (the PostgreSQL
-counterpart is :mod:`services.notify.pg_outcomes`).
+twenty microseconds of Python per row, several times what SQLite takes to run it; even
+``exec_driver_sql`` costs about a hundred microseconds a statement. Here the SQL is fixed
+text run on a cursor of the session's own driver connection, inside its transaction
+(:func:`fetch`, :func:`run`, :func:`run_many`; driver errors are raised as SQLAlchemy's, as
+the callers' retry loops expect), except for outbox inserts, which go through
+``exec_driver_sql`` (:func:`execute`) so the engine's events see them (the demo watches
+for them). Values are converted by :func:`dt` exactly as SQLAlchemy's SQLite ``DateTime``
+stores them, so rows read the same either way (the PostgreSQL counterpart is
+:mod:`services.notify.pg_outcomes`).
 
 Claimable jobs are read through the partial index ``ix_jobs_due``, in its own order
 (``next_attempt_at``, then ``id``): a claim reads the rows it takes and one more, and the
@@ -20,11 +24,13 @@ query repeats its condition literally, not with bound parameters.
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 
 from sqlalchemy.engine import CursorResult
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 JOBS_DUE = "notify.jobs INDEXED BY ix_jobs_due WHERE status IN ('pending', 'retry', 'sending')"
@@ -52,10 +58,43 @@ def parse_dt(text: str | None) -> datetime | None:
 async def execute(
     session: AsyncSession, sql: str, params: Any = ()
 ) -> CursorResult[*tuple[Any, ...]]:
-    """Run ``sql`` on the session's connection, in its transaction; a list of tuples runs
-    it once per tuple (``executemany``)."""
+    """Run ``sql`` through SQLAlchemy (``exec_driver_sql``: the engine's events fire), in
+    the session's transaction; a list of tuples runs it once per tuple."""
     connection = await session.connection()
     return await connection.exec_driver_sql(sql, params)
+
+
+async def _call(session: AsyncSession, sql: str, params: Any, mode: str) -> Any:
+    connection = await session.connection()  # begins the transaction (BEGIN IMMEDIATE)
+    driver: Any = (await connection.get_raw_connection()).driver_connection
+    try:
+        async with driver.cursor() as cursor:
+            if mode == "many":
+                await cursor.executemany(sql, params)
+                return cursor.rowcount
+            await cursor.execute(sql, params)
+            return await cursor.fetchall() if mode == "fetch" else cursor.rowcount
+    except sqlite3.Error as exc:
+        raise DBAPIError.instance(sql, params, exc, sqlite3.Error) from exc
+
+
+async def fetch(session: AsyncSession, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+    """The rows (tuples) of the query ``sql``, in the session's transaction."""
+    rows: list[Any] = await _call(session, sql, params, "fetch")
+    return rows
+
+
+async def run(session: AsyncSession, sql: str, params: Sequence[Any] = ()) -> int:
+    """Run the statement ``sql`` once, in the session's transaction; the rows changed."""
+    changed: int = await _call(session, sql, params, "one")
+    return changed
+
+
+async def run_many(session: AsyncSession, sql: str, rows: Sequence[Sequence[Any]]) -> int:
+    """Run ``sql`` once per row of ``rows``, in the session's transaction; the rows
+    changed in all."""
+    changed: int = await _call(session, sql, rows, "many")
+    return changed
 
 
 def marks(n: int, row: str = "?") -> str:
@@ -93,14 +132,14 @@ async def claim_due(
     session: AsyncSession, now: datetime, limit: int, lease: timedelta
 ) -> tuple[list[JobRow], bool]:
     """``QueueRepository.claim_due`` on SQLite (``BEGIN IMMEDIATE`` serialises claimers)."""
-    raw = (await execute(session, CLAIM, (utc_dt(now), limit + 1))).all()
+    raw = await fetch(session, CLAIM, (utc_dt(now), limit + 1))
     rows = [
         JobRow(r[0], r[1], r[2], r[3], r[4], parse_dt(r[5]), json.loads(r[6]), r[7],
                parse_dt(r[8]), r[9], r[10], r[11], r[12])
         for r in raw[:limit]
     ]  # fmt: skip
     if rows:
-        await execute(
+        await run(
             session,
             "UPDATE notify.jobs SET status = 'sending', claimed_at = ?, next_attempt_at = ? "
             f"WHERE id IN ({marks(len(rows))})",
@@ -112,7 +151,7 @@ async def claim_due(
 async def next_due(session: AsyncSession) -> datetime | None:
     """``QueueRepository.next_due`` on SQLite."""
     sql = f"SELECT min(next_attempt_at) FROM {JOBS_DUE}"
-    return parse_dt((await execute(session, sql)).scalar())
+    return parse_dt((await fetch(session, sql))[0][0])
 
 
 RECORD = (
@@ -132,7 +171,7 @@ async def record(session: AsyncSession, updates: Sequence[Any]) -> set[int]:
          utc_dt(u.sent_at), u.last_error, u.provider_id, u.job_id, utc_dt(u.claimed_at))
         for u in updates
     ]  # fmt: skip
-    changed = (await execute(session, RECORD, rows)).rowcount
+    changed = await run_many(session, RECORD, rows)
     ids = [u.job_id for u in updates]
     if changed == len(set(ids)):
         return set(ids)  # every claim held (each update matches at most its own row)
@@ -142,7 +181,7 @@ async def record(session: AsyncSession, updates: Sequence[Any]) -> set[int]:
     kept: set[int] = set()
     for start in range(0, len(ids), MAX_VARS):
         part = ids[start : start + MAX_VARS]
-        found = await execute(
+        found = await fetch(
             session,
             f"SELECT id, claimed_at FROM notify.jobs WHERE id IN ({marks(len(part))})",
             tuple(part),
@@ -154,7 +193,7 @@ async def record(session: AsyncSession, updates: Sequence[Any]) -> set[int]:
 async def add_attempts(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
     """``QueueRepository.add_attempts`` on SQLite."""
     if rows:
-        await execute(
+        await run_many(
             session,
             "INSERT INTO notify.attempts (job_id, n, at, channel, ok, retryable, error, "
             "provider_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -167,7 +206,7 @@ async def set_last_messages(session: AsyncSession, rows: Sequence[dict[str, Any]
     """``QueueRepository.set_last_messages`` on SQLite (the last row of a customer wins)."""
     latest = {r["customer_id"]: r for r in rows}
     if latest:
-        await execute(
+        await run_many(
             session,
             "INSERT INTO notify.last_message (customer_id, at, stage, incident_id, channel, "
             "body) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (customer_id) DO UPDATE SET "
@@ -179,7 +218,8 @@ async def set_last_messages(session: AsyncSession, rows: Sequence[dict[str, Any]
 
 
 async def add_outbox(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
-    """``QueueRepository.add_outbox`` on SQLite."""
+    """``QueueRepository.add_outbox`` on SQLite (through SQLAlchemy: see the module
+    docstring)."""
     if rows:
         await execute(
             session,
@@ -195,7 +235,7 @@ async def opted_out(session: AsyncSession, customers: Sequence[str]) -> set[str]
     found: set[str] = set()
     for start in range(0, len(customers), MAX_VARS):
         part = tuple(customers[start : start + MAX_VARS])
-        rows = await execute(
+        rows = await fetch(
             session,
             f"SELECT customer_id FROM notify.opt_outs WHERE customer_id IN ({marks(len(part))})",
             part,
@@ -212,7 +252,7 @@ async def pending_escalations(
     step = MAX_VARS // 2
     for start in range(0, len(pairs), step):
         part = pairs[start : start + step]
-        rows = await execute(
+        rows = await fetch(
             session,
             "SELECT incident_id, customer_id FROM notify.escalations WHERE status = 'pending' "
             f"AND (incident_id, customer_id) IN (VALUES {marks(len(part), '(?, ?)')})",

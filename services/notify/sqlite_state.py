@@ -1,7 +1,8 @@
 """The lifecycle handler's bulk writes on SQLite as plain SQL (the demo's database): new
-jobs, interruptions and processed event ids, tens of thousands of rows over a demo, each
-of which costs SQLAlchemy's ``executemany`` more Python than SQLite takes to store it (see
-:mod:`services.notify.sqlite_queue`, whose value conversions these share).
+jobs, incidents, interruptions and processed event ids, tens of thousands of rows over a
+demo, each of which costs SQLAlchemy's ``executemany`` more Python than SQLite takes to
+store it (see :mod:`services.notify.sqlite_queue`, whose driver calls and value conversions
+these share).
 """
 
 # The SQL here is built from constants and placeholder counts only, never from values.
@@ -17,7 +18,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.notify.domain.model import JobSpec
-from services.notify.sqlite_queue import MAX_VARS, execute, marks, utc_dt
+from services.notify.sqlite_queue import MAX_VARS, fetch, marks, run_many, utc_dt
 
 INTERRUPTION_COLUMNS = (
     "incident_id", "customer_id", "started_at", "restored_at", "restore_verified",
@@ -61,7 +62,7 @@ def interruption_row(values: dict[str, Any]) -> tuple[Any, ...]:
 
 async def upsert_incidents(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
     """Insert or update incidents (rows of ``repository._incident_values``)."""
-    await execute(
+    await run_many(
         session,
         UPSERT_INCIDENTS,
         [tuple(utc_dt(r[c]) if c in _INCIDENT_TIMES else r[c] for c in INCIDENT_COLUMNS)
@@ -74,9 +75,9 @@ async def write_interruptions(
 ) -> None:
     """Insert ``new`` and upsert ``updated`` (rows of ``repository._interruption_values``)."""
     if new:
-        await execute(session, INSERT_INTERRUPTIONS, [interruption_row(v) for v in new])
+        await run_many(session, INSERT_INTERRUPTIONS, [interruption_row(v) for v in new])
     if updated:
-        await execute(session, UPSERT_INTERRUPTIONS, [interruption_row(v) for v in updated])
+        await run_many(session, UPSERT_INTERRUPTIONS, [interruption_row(v) for v in updated])
 
 
 async def insert_jobs(session: AsyncSession, specs: Sequence[JobSpec], now: datetime) -> None:
@@ -88,7 +89,7 @@ async def insert_jobs(session: AsyncSession, specs: Sequence[JobSpec], now: date
         due = utc_dt(s.due_at)
         rows.append((s.incident_id, s.customer_id, s.stage, s.revision, due, due,
                      json.dumps(dict(s.payload)), created))  # fmt: skip
-    await execute(session, INSERT_JOBS, rows)
+    await run_many(session, INSERT_JOBS, rows)
 
 
 async def processed(session: AsyncSession, event_ids: Sequence[str]) -> set[str]:
@@ -96,7 +97,7 @@ async def processed(session: AsyncSession, event_ids: Sequence[str]) -> set[str]
     found: set[str] = set()
     for start in range(0, len(event_ids), MAX_VARS):
         part = tuple(event_ids[start : start + MAX_VARS])
-        rows = await execute(
+        rows = await fetch(
             session,
             f"SELECT event_id FROM notify.processed_events WHERE event_id IN ({marks(len(part))})",
             part,
@@ -108,7 +109,7 @@ async def processed(session: AsyncSession, event_ids: Sequence[str]) -> set[str]
 async def mark_processed(session: AsyncSession, event_ids: Sequence[str], at: datetime) -> None:
     """``StateRepository.mark_processed`` on SQLite."""
     when = utc_dt(at)
-    await execute(
+    await run_many(
         session,
         "INSERT INTO notify.processed_events (event_id, processed_at) VALUES (?, ?)",
         [(e, when) for e in event_ids],
