@@ -55,6 +55,25 @@ def parse_dt(text: str | None) -> datetime | None:
     return None if text is None else datetime.fromisoformat(text).replace(tzinfo=UTC)
 
 
+class UtcTexts(dict[datetime | None, str | None]):
+    """``texts[value]`` is :func:`utc_dt` of ``value``, converted once per distinct time:
+    the rows of a statement share a few (the round's now, its lease, a rate slot). Keyed
+    by the instant, so only for :func:`utc_dt` (equal instants, same UTC text), never for
+    :func:`dt`."""
+
+    def __missing__(self, value: datetime | None) -> str | None:
+        text = self[value] = utc_dt(value)
+        return text
+
+
+class ParsedTimes(dict[str | None, datetime | None]):
+    """``times[text]`` is :func:`parse_dt` of ``text``, parsed once per distinct text."""
+
+    def __missing__(self, text: str | None) -> datetime | None:
+        value = self[text] = parse_dt(text)
+        return value
+
+
 async def execute(
     session: AsyncSession, sql: str, params: Any = ()
 ) -> CursorResult[*tuple[Any, ...]]:
@@ -133,9 +152,10 @@ async def claim_due(
 ) -> tuple[list[JobRow], bool]:
     """``QueueRepository.claim_due`` on SQLite (``BEGIN IMMEDIATE`` serialises claimers)."""
     raw = await fetch(session, CLAIM, (utc_dt(now), limit + 1))
+    times = ParsedTimes()
     rows = [
-        JobRow(r[0], r[1], r[2], r[3], r[4], parse_dt(r[5]), json.loads(r[6]), r[7],
-               parse_dt(r[8]), r[9], r[10], r[11], r[12])
+        JobRow(r[0], r[1], r[2], r[3], r[4], times[r[5]], json.loads(r[6]), r[7], times[r[8]],
+               r[9], r[10], r[11], r[12])
         for r in raw[:limit]
     ]  # fmt: skip
     if rows:
@@ -166,9 +186,10 @@ async def record(session: AsyncSession, updates: Sequence[Any]) -> set[int]:
     claim is still ours; the ids whose claim was."""
     if not updates:
         return set()
+    texts = UtcTexts()
     rows = [
-        (u.status, utc_dt(u.next_attempt_at), u.attempts, u.channel, u.address, u.language,
-         utc_dt(u.sent_at), u.last_error, u.provider_id, u.job_id, utc_dt(u.claimed_at))
+        (u.status, texts[u.next_attempt_at], u.attempts, u.channel, u.address, u.language,
+         texts[u.sent_at], u.last_error, u.provider_id, u.job_id, texts[u.claimed_at])
         for u in updates
     ]  # fmt: skip
     changed = await run_many(session, RECORD, rows)
@@ -205,6 +226,7 @@ async def add_attempts(session: AsyncSession, rows: Sequence[dict[str, Any]]) ->
 async def set_last_messages(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
     """``QueueRepository.set_last_messages`` on SQLite (the last row of a customer wins)."""
     latest = {r["customer_id"]: r for r in rows}
+    texts = UtcTexts()
     if latest:
         await run_many(
             session,
@@ -212,7 +234,7 @@ async def set_last_messages(session: AsyncSession, rows: Sequence[dict[str, Any]
             "body) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (customer_id) DO UPDATE SET "
             "at = excluded.at, stage = excluded.stage, incident_id = excluded.incident_id, "
             "channel = excluded.channel, body = excluded.body",
-            [(c, utc_dt(r["at"]), r["stage"], r["incident_id"], r["channel"], r["body"])
+            [(c, texts[r["at"]], r["stage"], r["incident_id"], r["channel"], r["body"])
              for c, r in latest.items()],
         )  # fmt: skip
 

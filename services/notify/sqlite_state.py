@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.notify.domain.model import JobSpec
-from services.notify.sqlite_queue import MAX_VARS, fetch, marks, run_many, utc_dt
+from services.notify.sqlite_queue import MAX_VARS, UtcTexts, fetch, marks, run_many, utc_dt
 
 INTERRUPTION_COLUMNS = (
     "incident_id", "customer_id", "started_at", "restored_at", "restore_verified",
@@ -84,9 +84,10 @@ async def insert_jobs(session: AsyncSession, specs: Sequence[JobSpec], now: date
     """``StateRepository.insert_jobs`` on SQLite (the payload JSON as SQLAlchemy's
     ``JSON`` type writes it: ``json.dumps``)."""
     created = utc_dt(now)
+    texts = UtcTexts()
     rows = []
     for s in specs:
-        due = utc_dt(s.due_at)
+        due = texts[s.due_at]
         rows.append((s.incident_id, s.customer_id, s.stage, s.revision, due, due,
                      json.dumps(dict(s.payload)), created))  # fmt: skip
     await run_many(session, INSERT_JOBS, rows)

@@ -10,7 +10,7 @@ from sqlalchemy import DateTime
 from sqlalchemy.dialects import sqlite
 
 from services.notify.repository import from_db, to_db
-from services.notify.sqlite_queue import dt, marks, parse_dt, utc_dt
+from services.notify.sqlite_queue import ParsedTimes, UtcTexts, dt, marks, parse_dt, utc_dt
 
 SHANGHAI = timezone(timedelta(hours=8))
 TIMES = [
@@ -55,3 +55,11 @@ class TestSqliteTimes:
     def test_placeholders(self) -> None:
         assert marks(3) == "?, ?, ?"
         assert marks(2, "(?, ?)") == "(?, ?), (?, ?)"
+
+    def test_memoised_conversions_equal_the_plain_ones(self) -> None:
+        texts, times = UtcTexts(), ParsedTimes()
+        same_instant = [TIMES[0], TIMES[0].astimezone(UTC)]  # equal keys, other zones
+        for value in [*TIMES, *same_instant, None, TIMES[0]]:
+            assert texts[value] == utc_dt(value)
+            assert times[texts[value]] == parse_dt(utc_dt(value))
+        assert len(texts) == len(TIMES) + 1  # one conversion per instant (and None)
