@@ -22,6 +22,7 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.coordinator.protocol import ConsumerProtocolMemberAssignment
+from aiokafka.errors import CoordinatorLoadInProgressError, GroupCoordinatorNotAvailableError
 from stack import (
     TOPIC_PARTITIONS,
     ServiceProcess,
@@ -135,7 +136,10 @@ class TestScaleOut:
                 p.start()
 
             async def split() -> bool:
-                owners = await assignments(kafka_bootstrap, group)
+                try:
+                    owners = await assignments(kafka_bootstrap, group)
+                except (GroupCoordinatorNotAvailableError, CoordinatorLoadInProgressError):
+                    return False  # a fresh broker still creating __consumer_offsets
                 return len(owners) == 2 and all(owners.values())
 
             await wait_for("both consumers own partitions", 90, split)
