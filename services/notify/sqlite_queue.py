@@ -252,18 +252,23 @@ async def add_outbox(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> N
         )  # fmt: skip
 
 
-async def opted_out(session: AsyncSession, customers: Sequence[str]) -> set[str]:
-    """``QueueRepository.opted_out`` on SQLite."""
+async def present(
+    session: AsyncSession, table: str, column: str, values: Sequence[str]
+) -> set[str]:
+    """The ``values`` found in ``table.column`` (constant names, never input)."""
     found: set[str] = set()
-    for start in range(0, len(customers), MAX_VARS):
-        part = tuple(customers[start : start + MAX_VARS])
+    for start in range(0, len(values), MAX_VARS):
+        part = tuple(values[start : start + MAX_VARS])
         rows = await fetch(
-            session,
-            f"SELECT customer_id FROM notify.opt_outs WHERE customer_id IN ({marks(len(part))})",
-            part,
+            session, f"SELECT {column} FROM {table} WHERE {column} IN ({marks(len(part))})", part
         )
         found.update(r[0] for r in rows)
     return found
+
+
+async def opted_out(session: AsyncSession, customers: Sequence[str]) -> set[str]:
+    """``QueueRepository.opted_out`` on SQLite."""
+    return await present(session, "notify.opt_outs", "customer_id", customers)
 
 
 async def pending_escalations(

@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.notify.domain.model import JobSpec
-from services.notify.sqlite_queue import MAX_VARS, UtcTexts, fetch, marks, run_many, utc_dt
+from services.notify.sqlite_queue import UtcTexts, marks, present, run_many, utc_dt
 
 INTERRUPTION_COLUMNS = (
     "incident_id", "customer_id", "started_at", "restored_at", "restore_verified",
@@ -95,16 +95,7 @@ async def insert_jobs(session: AsyncSession, specs: Sequence[JobSpec], now: date
 
 async def processed(session: AsyncSession, event_ids: Sequence[str]) -> set[str]:
     """``StateRepository.processed`` on SQLite."""
-    found: set[str] = set()
-    for start in range(0, len(event_ids), MAX_VARS):
-        part = tuple(event_ids[start : start + MAX_VARS])
-        rows = await fetch(
-            session,
-            f"SELECT event_id FROM notify.processed_events WHERE event_id IN ({marks(len(part))})",
-            part,
-        )
-        found.update(r[0] for r in rows)
-    return found
+    return await present(session, "notify.processed_events", "event_id", event_ids)
 
 
 async def mark_processed(session: AsyncSession, event_ids: Sequence[str], at: datetime) -> None:
