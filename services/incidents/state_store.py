@@ -357,6 +357,8 @@ def incident_values(inc: Incident, version: int, now: datetime) -> dict[str, Any
 
 
 INCIDENT_COLUMNS = tuple(str(c.name) for c in orm.incidents.columns if c.name != "impact")
+TIMELINE_COLUMNS = ("incident_id", "n", "at", "actor", "type", "detail")
+ETR_COLUMNS = ("incident_id", "n", "at", "etr", "actor", "reason")
 
 
 async def save_incident(
@@ -401,27 +403,19 @@ async def save_incidents(
         meta.affected.update(new_affected)
     await insert_rows(session, orm.incident_customers, ("incident_id", "customer_id"), affected,
                       conflict=())  # fmt: skip
-    timeline = []
-    etrs = []
+    timeline: list[tuple[Any, ...]] = []
+    etrs: list[tuple[Any, ...]] = []
     for inc, meta in pairs:
-        timeline += [
-            {"incident_id": inc.id, "n": meta.timeline_n + k, "at": e.at, "actor": e.actor,
-             "type": e.type, "detail": e.detail}
-            for k, e in enumerate(inc.timeline, start=1)
-        ]  # fmt: skip
+        timeline += [(inc.id, meta.timeline_n + k, e.at, e.actor, e.type, e.detail)
+                     for k, e in enumerate(inc.timeline, start=1)]  # fmt: skip
         meta.timeline_n += len(inc.timeline)
         inc.timeline.clear()
-        etrs += [
-            {"incident_id": inc.id, "n": meta.etr_n + k, "at": e.at, "etr": e.etr,
-             "actor": e.actor, "reason": e.reason}
-            for k, e in enumerate(inc.etr_history, start=1)
-        ]  # fmt: skip
+        etrs += [(inc.id, meta.etr_n + k, e.at, e.etr, e.actor, e.reason)
+                 for k, e in enumerate(inc.etr_history, start=1)]  # fmt: skip
         meta.etr_n += len(inc.etr_history)
         inc.etr_history.clear()
-    if timeline:
-        await session.execute(sa.insert(orm.timeline), timeline)
-    if etrs:
-        await session.execute(sa.insert(orm.etr_history), etrs)
+    await insert_rows(session, orm.timeline, TIMELINE_COLUMNS, timeline)
+    await insert_rows(session, orm.etr_history, ETR_COLUMNS, etrs)
 
 
 async def delete_interruptions(session: AsyncSession, moved: Sequence[tuple[str, str]]) -> None:

@@ -205,9 +205,14 @@ class IncidentsService:
             if watch.idle(now, self.next_wake, self.quality.impact.next_wake_at()):
                 return self.next_wake
             watch.begin_run()
-        async with UnitOfWork(self._sessions) as uow:
-            wake = await run_timers(uow, now, self.ctx)
-            await uow.commit()
+        try:
+            async with UnitOfWork(self._sessions) as uow:
+                wake = await run_timers(uow, now, self.ctx)
+                await uow.commit()
+        except BaseException:
+            if watch is not None:
+                watch.written = True  # a failed run fired nothing: the next one runs whole
+            raise
         self.next_wake = wake
         if self._relay is not None:
             self._relay.wake()

@@ -233,3 +233,20 @@ class TestSoleWriterSkipsIdleRuns:
             types = [t for _, _, t, _ in await sole.events()]
             assert ("opened" in types) == (minute == 6), minute
         assert wake == await earliest_pending(sole.sessions)
+
+    async def test_a_failed_run_is_not_taken_for_an_idle_one(
+        self, plain_and_sole_writer: list[Harness]
+    ) -> None:
+        sole = plain_and_sole_writer[1]
+        calls: list[datetime] = []
+
+        async def flaky(_uow: Any, now: datetime, _ctx: Any) -> None:
+            calls.append(now)
+            if len(calls) == 1:
+                raise ConnectionError("database gone for a moment")
+
+        sole.svc.ctx.timer_hooks.append(flaky)
+        with pytest.raises(ConnectionError):
+            await sole.svc.run_due()
+        await sole.svc.run_due()  # nothing was stored: the retry must run whole
+        assert calls == [at(0), at(0)]
