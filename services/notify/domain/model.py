@@ -31,7 +31,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 Stage = Literal[
     "outage_detected",
@@ -195,9 +195,10 @@ class Interruption:
         return self.restored_at is None or (at is not None and self.restored_at > at)
 
 
-@dataclass(frozen=True, slots=True)
-class JobKey:
-    """The idempotency key of a notification job (DESIGN section 4)."""
+class JobKey(NamedTuple):
+    """The idempotency key of a notification job (DESIGN section 4). A named tuple: built
+    and hashed in C, several times cheaper than a frozen dataclass for the hundreds of
+    thousands of jobs a storm plans."""
 
     incident_id: str
     customer_id: str
