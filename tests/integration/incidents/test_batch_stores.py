@@ -275,6 +275,24 @@ def as_dicts(columns: Any, rows: list[tuple[Any, ...]]) -> list[dict[str, Any]]:
     return [dict(zip(columns, r, strict=True)) for r in rows]
 
 
+async def core_upsert(
+    session: AsyncSession, table: sa.Table, columns: Any, rows: list[tuple[Any, ...]],
+    *, newer_only: bool = False,
+) -> None:
+    """SQLAlchemy Core's upsert on ``customer_id`` setting every other column (only over an
+    older ``sent_at`` when ``newer_only``): what :func:`insert_rows` is compared with."""
+    stmt = upsert(session, table)
+    where = table.c.sent_at <= stmt.excluded.sent_at if newer_only else None
+    await session.execute(
+        stmt.on_conflict_do_update(
+            index_elements=["customer_id"],
+            set_={c: stmt.excluded[c] for c in columns[1:]},
+            where=where,
+        ),
+        as_dicts(columns, rows),
+    )
+
+
 def states(feeder: str, shift: int) -> list[tuple[Any, ...]]:
     """customer_state rows in CUSTOMER_COLUMNS order: timestamps, booleans and NULLs."""
     return [
@@ -305,29 +323,14 @@ class TestInsertRows:
             s = uow.session
             cs = orm.customer_state
             await s.execute(sa.insert(cs), as_dicts(CUSTOMER_COLUMNS, first))
-            stmt = upsert(s, cs)
-            await s.execute(
-                stmt.on_conflict_do_update(
-                    index_elements=["customer_id"],
-                    set_={c: stmt.excluded[c] for c in CUSTOMER_COLUMNS[1:]},
-                ),
-                as_dicts(CUSTOMER_COLUMNS, second),
-            )
+            await core_upsert(s, cs, CUSTOMER_COLUMNS, second)
             cols = [str(c.name) for c in customer_impacts.columns]
             await s.execute(sa.insert(customer_impacts), as_dicts(cols, impacts))
             await s.execute(upsert(s, customer_impacts).on_conflict_do_nothing(),
                             as_dicts(cols, impacts))  # fmt: skip
             t = customer_messages
             await s.execute(sa.insert(t), as_dicts(m_cols, messages))
-            stmt = upsert(s, t)
-            await s.execute(
-                stmt.on_conflict_do_update(
-                    index_elements=["customer_id"],
-                    set_={c: stmt.excluded[c] for c in m_cols[1:]},
-                    where=t.c.sent_at <= stmt.excluded.sent_at,
-                ),
-                as_dicts(m_cols, later),
-            )
+            await core_upsert(s, t, m_cols, later, newer_only=True)
             await uow.commit()
         async with UnitOfWork(bulk) as uow:
             s = uow.session
