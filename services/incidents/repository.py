@@ -33,7 +33,7 @@ from services.incidents.state_store import (
     processed_ids,
     save_customers,
     save_devices,
-    save_incident,
+    save_incidents,
 )
 
 __all__ = [
@@ -42,5 +42,5 @@ __all__ = [
     "encode_cursor", "etr_history", "export_incidents", "find_customer", "get_incident",
     "incident_from_row", "incident_timeline", "incident_version", "list_incidents",
     "load_feeder", "load_incidents", "lock_feeder", "mark_processed", "processed_ids",
-    "save_customers", "save_devices", "save_incident",
+    "save_customers", "save_devices", "save_incidents",
 ]  # fmt: skip

@@ -361,17 +361,6 @@ TIMELINE_COLUMNS = ("incident_id", "n", "at", "actor", "type", "detail")
 ETR_COLUMNS = ("incident_id", "n", "at", "etr", "actor", "reason")
 
 
-async def save_incident(
-    session: AsyncSession,
-    inc: Incident,
-    meta: IncidentMeta,
-    now: datetime,
-    topology: Topology | None = None,
-) -> None:
-    """:func:`save_incidents` for one incident."""
-    await save_incidents(session, [(inc, meta)], now, topology)
-
-
 async def save_incidents(
     session: AsyncSession,
     pairs: Sequence[tuple[Incident, IncidentMeta]],

@@ -237,7 +237,7 @@ class TestInterruptionGroups:
         from services.common.topology.model import Feeder, Transformer
         from services.common.topology.repository import store_topology
         from services.incidents.domain.model import Incident, Interruption
-        from services.incidents.state_store import IncidentMeta, save_incident
+        from services.incidents.state_store import IncidentMeta, save_incidents
         from tests.unit.incidents.topology_fixture import build_topology
 
         base = build_topology()
@@ -256,7 +256,7 @@ class TestInterruptionGroups:
                     inc = Incident(iid, "outage", "detected", "F01", "urban", T0)
                     for c in who:
                         inc.add_interruption(Interruption(c, T0, "meter"))
-                    await save_incident(uow.session, inc, IncidentMeta(), T0, held)
+                    await save_incidents(uow.session, [(inc, IncidentMeta())], T0, held)
                 await uow.commit()
             t = orm.interruptions
             got.append(await table(sessions, sa.select(

@@ -84,7 +84,7 @@ class TestSlaDeadlinesOfOwnedPartitions:
         from services.incidents.domain.model import Incident
         from services.incidents.quality_orm import sla_deadlines
         from services.incidents.sla_store import due_rows, next_pending
-        from services.incidents.state_store import IncidentMeta, save_incident
+        from services.incidents.state_store import IncidentMeta, save_incidents
 
         sessions = await make_sessions(1)  # not i1_a: the crash test, often run alongside, uses it
         await stored(sessions)
@@ -92,7 +92,7 @@ class TestSlaDeadlinesOfOwnedPartitions:
         async with UnitOfWork(sessions) as uow:
             for iid, due_at in due.items():
                 inc = Incident(iid, "outage", "detected", iid[2:], "urban", at(0))
-                await save_incident(uow.session, inc, IncidentMeta(), at(0))
+                await save_incidents(uow.session, [(inc, IncidentMeta())], at(0))
                 await uow.session.execute(sa.insert(sla_deadlines).values(
                     incident_id=iid, target="acknowledge", area="urban", started_at=at(0),
                     at_risk_at=due_at, due_at=due_at, status="on_track", at_risk_emitted=False,
