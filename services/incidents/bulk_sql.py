@@ -16,13 +16,14 @@ parameter dictionary per row, which cost more than the insert itself.
 # ruff: noqa: S608 - statements are built from table metadata and constant text, no input
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from functools import lru_cache
 from typing import Any
 
 import orjson
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
 _PG = postgresql.dialect()  # type: ignore[no-untyped-call]
@@ -31,6 +32,31 @@ _PG = postgresql.dialect()  # type: ignore[no-untyped-call]
 def is_postgres(session: AsyncSession) -> bool:
     """True when the session's database is PostgreSQL."""
     return bool(session.get_bind().dialect.name == "postgresql")
+
+
+# Values per ``IN (…)`` list on SQLite: under its bound-parameter limit.
+IN_LIST_SIZE = 500
+
+
+def among(
+    session: AsyncSession, column: sa.ColumnElement[str], values: Sequence[str]
+) -> Iterator[sa.ColumnElement[bool]]:
+    """Conditions ``column IN values``, one per statement to run (none for no values).
+
+    PostgreSQL: ONE condition, ``column IN (SELECT unnest(:array))``: one prepared statement
+    for any count, planned as a set (a nested loop over the index or a hash semi-join). An
+    ``IN ($1, …, $n)`` list or ``= ANY(:array)`` is searched linearly per row under a
+    generic plan: the incidents' processed-signals check took 138 ms for 2,000 ids against
+    190,000 rows in the 200,000-customer storm (a sequential scan), 12 ms as a set.
+    SQLite: IN-lists of :data:`IN_LIST_SIZE` values."""
+    if not values:
+        return
+    if is_postgres(session):
+        ids = sa.select(sa.func.unnest(sa.bindparam("among", list(values), ARRAY(sa.Text))))
+        yield column.in_(ids.scalar_subquery())
+        return
+    for start in range(0, len(values), IN_LIST_SIZE):
+        yield column.in_(values[start : start + IN_LIST_SIZE])
 
 
 def quote(name: str) -> str:

@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.common.topology.model import Topology
 from services.incidents import orm
-from services.incidents.bulk_sql import insert_rows, is_postgres
+from services.incidents.bulk_sql import among, insert_rows, is_postgres
 from services.incidents.domain.meter_state import CorrelatorState, CustomerState, DeviceState
 from services.incidents.domain.model import Incident, Interruption
 from services.incidents.interruption_groups import stamp_groups, upsert_interruptions
@@ -181,9 +181,8 @@ async def processed_ids(session: AsyncSession, ids: Sequence[str]) -> set[str]:
     """The signal ids among ``ids`` already applied."""
     t = orm.processed_signals
     found: set[str] = set()
-    for part in chunks(sorted(set(ids))):
-        rows = await session.execute(sa.select(t.c.signal_id).where(t.c.signal_id.in_(part)))
-        found.update(rows.scalars())
+    for among_ids in among(session, t.c.signal_id, sorted(set(ids))):
+        found.update((await session.execute(sa.select(t.c.signal_id).where(among_ids))).scalars())
     return found
 
 

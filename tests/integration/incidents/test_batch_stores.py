@@ -4,7 +4,8 @@ and SQLite): voltage readings and their clipped compliance minutes
 (:func:`record_first_notices` vs :func:`record_first_notice`), survey answers
 (:func:`store_surveys` vs :func:`store_survey`), and :func:`insert_rows` vs SQLAlchemy Core
 statements (timestamps, booleans, JSON, NULLs; conflicts updated, ignored or kept by a
-condition)."""
+condition), and :func:`among` (through :func:`processed_ids`) finds exactly the stored
+values among more than one SQLite IN-list of them."""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from services.common.db import UnitOfWork, create_engine, session_factory
 from services.common.migrate import migrate_engine
 from services.incidents import orm
-from services.incidents.bulk_sql import insert_rows
+from services.incidents.bulk_sql import IN_LIST_SIZE, insert_rows
 from services.incidents.customer_messages import customer_messages
 from services.incidents.notice_store import Notice, first_notice_ats, record_first_notices
 from services.incidents.quality_orm import (
@@ -33,7 +34,12 @@ from services.incidents.quality_orm import (
     voltage_readings,
 )
 from services.incidents.report_store import first_notice_at, record_first_notice, store_survey
-from services.incidents.state_store import CUSTOMER_COLUMNS, upsert
+from services.incidents.state_store import (
+    CUSTOMER_COLUMNS,
+    mark_processed,
+    processed_ids,
+    upsert,
+)
 from services.incidents.survey_store import SurveyRow, store_surveys
 from services.incidents.voltage_store import ReadingRow, store_reading, store_readings
 from tests.integration.incidents.incidents_db import fresh_pg_database
@@ -352,3 +358,19 @@ class TestInsertRows:
         stored = await table(bulk, customer_messages, customer_messages.c.customer_id)
         assert [r[2] for r in stored] == ["j3", "j2"]
         assert len(await table(bulk, orm.customer_state, orm.customer_state.c.customer_id)) == 9
+
+
+class TestAmong:
+    async def test_finds_exactly_the_stored_ids(self, two_dbs: list[Sessions]) -> None:
+        sessions = two_dbs[0]
+        n = 2 * IN_LIST_SIZE + 7  # three IN-lists on SQLite
+        stored = [f"s-{i:05d}" for i in range(0, 2 * n, 2)]  # even numbers only
+        async with UnitOfWork(sessions) as uow:
+            await mark_processed(uow.session, ((s, "F01") for s in stored), T0)
+            await uow.commit()
+        asked = [f"s-{i:05d}" for i in range(n)] + ["s-00004", "other"]  # a repeat, a stranger
+        async with sessions() as session:
+            found = await processed_ids(session, asked)
+            assert found == {f"s-{i:05d}" for i in range(0, n, 2)}
+            assert await processed_ids(session, []) == set()
+            assert await processed_ids(session, stored[-3:]) == set(stored[-3:])
