@@ -75,6 +75,11 @@ planned_customers = Table(
     PrimaryKeyConstraint("incident_id", "customer_id"),
 )
 
+# Jobs a sender may claim ("sending": a lease that ran out): the partial index ix_jobs_due's
+# condition, which the claims repeat literally (bound statuses would keep PostgreSQL's
+# generic plan and SQLite's planner from using that index).
+CLAIMABLE = text("status IN ('pending', 'retry', 'sending')")
+
 jobs = Table(
     "jobs",
     metadata,
@@ -101,11 +106,12 @@ jobs = Table(
     Column("provider_id", Text),
     UniqueConstraint("incident_id", "customer_id", "stage", "revision"),  # idempotency key
     Index("ix_jobs_customer_id", "customer_id", "incident_id"),
-    Index(
+    Index(  # the claim's order (migration notify_0004)
         "ix_jobs_due",
         "next_attempt_at",
-        postgresql_where=text("status IN ('pending', 'retry', 'sending')"),
-        sqlite_where=text("status IN ('pending', 'retry', 'sending')"),
+        "id",
+        postgresql_where=CLAIMABLE,
+        sqlite_where=CLAIMABLE,
     ),
     # PostgreSQL only (migration notify_0003): SQLite reads claimable jobs through ix_jobs_due
     Index("ix_jobs_status_next_attempt_at", "status", "next_attempt_at").ddl_if(

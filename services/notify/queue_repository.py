@@ -21,7 +21,6 @@ from services.common.outbox import outbox_table
 from services.notify import orm, sqlite_queue
 from services.notify.repository import chunks, from_db, in_list, to_db, upsert
 
-CLAIMABLE = ("pending", "retry", "sending")
 SCHEMA = "notify"
 
 
@@ -65,7 +64,7 @@ class QueueRepository:
         peek = 0 if postgres else 1  # PostgreSQL: an extra row read would be locked too
         query = (
             select(t)
-            .where(t.c.status.in_(CLAIMABLE), t.c.next_attempt_at <= to_db(now))
+            .where(orm.CLAIMABLE, t.c.next_attempt_at <= to_db(now))
             .order_by(t.c.next_attempt_at, t.c.id)
             .limit(limit + peek)
         )
@@ -90,7 +89,7 @@ class QueueRepository:
             return await sqlite_queue.next_due(self.session)
         t = orm.jobs
         job = await self.session.scalar(
-            select(func.min(t.c.next_attempt_at)).where(t.c.status.in_(CLAIMABLE))
+            select(func.min(t.c.next_attempt_at)).where(orm.CLAIMABLE)
         )
         return from_db(job)
 

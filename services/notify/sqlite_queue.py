@@ -33,7 +33,9 @@ from sqlalchemy.engine import CursorResult
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-JOBS_DUE = "notify.jobs INDEXED BY ix_jobs_due WHERE status IN ('pending', 'retry', 'sending')"
+from services.notify.orm import CLAIMABLE
+
+JOBS_DUE = f"notify.jobs INDEXED BY ix_jobs_due WHERE {CLAIMABLE.text}"
 MAX_VARS = 30_000  # bound values per statement (SQLite allows 32,766)
 
 

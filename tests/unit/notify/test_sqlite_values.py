@@ -9,10 +9,8 @@ from datetime import UTC, datetime, timedelta, timezone
 from sqlalchemy import DateTime
 from sqlalchemy.dialects import sqlite
 
-from services.notify.queue_repository import CLAIMABLE
 from services.notify.repository import from_db, to_db
 from services.notify.sqlite_queue import (
-    JOBS_DUE,
     ParsedTimes,
     UtcTexts,
     dt,
@@ -72,11 +70,3 @@ class TestSqliteTimes:
             assert texts[value] == utc_dt(value)
             assert times[texts[value]] == parse_dt(utc_dt(value))
         assert len(texts) == len(TIMES) + 1  # one conversion per instant (and None)
-
-
-class TestClaimableOnSqlite:
-    def test_the_literal_condition_is_the_claimable_statuses(self) -> None:
-        """The SQLite claim names ix_jobs_due, whose condition it must repeat literally:
-        the same statuses as the PostgreSQL claim's CLAIMABLE."""
-        listed = JOBS_DUE.split("status IN (", 1)[1].rstrip(")")
-        assert listed == ", ".join(f"'{s}'" for s in CLAIMABLE)
