@@ -83,6 +83,13 @@ def define_outbox(metadata: MetaData) -> Table:
             postgresql_where=text("published_at IS NULL"),
             sqlite_where=text("published_at IS NULL"),
         ),
+        # The relay's claim order among unpublished rows, without walking the published
+        # ones (PostgreSQL only: SQLite's claim sorts what ix_outbox_unpublished finds).
+        Index(
+            f"ix_{TABLE_NAME}_unpublished_id",
+            "id",
+            postgresql_where=text("published_at IS NULL"),
+        ).ddl_if(dialect="postgresql"),
     )
 
 
