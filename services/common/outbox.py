@@ -38,7 +38,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
-    exists,
+    func,
     insert,
     select,
     text,
@@ -193,16 +193,18 @@ class OutboxRelay:
             return list(result.all())
         head = t.alias("head")
         earlier = t.alias("earlier")
+        # A head's seq is its aggregate's least unpublished one: one probe of
+        # ix_outbox_unpublished per row read. (As ``NOT EXISTS`` an earlier row, the
+        # planner, its statistics taken while the outbox was all published, scanned every
+        # unpublished row per head: 31 ms for 300 of them.)
+        first = (
+            select(func.min(earlier.c.seq))
+            .where(earlier.c.aggregate_id == head.c.aggregate_id, earlier.c.published_at.is_(None))
+            .scalar_subquery()
+        )
         heads = await session.execute(
             select(head.c.aggregate_id)
-            .where(
-                head.c.published_at.is_(None),
-                ~exists().where(
-                    earlier.c.aggregate_id == head.c.aggregate_id,
-                    earlier.c.published_at.is_(None),
-                    earlier.c.seq < head.c.seq,
-                ),
-            )
+            .where(head.c.published_at.is_(None), head.c.seq == first)
             .order_by(head.c.id)
             .limit(self._batch_size)
             .with_for_update(skip_locked=True, of=head)
