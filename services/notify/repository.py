@@ -26,7 +26,7 @@ from services.notify import orm, sqlite_state
 from services.notify.domain.job_state import Job, JobStatus
 from services.notify.domain.model import IncidentInfo, Interruption, JobSpec
 from services.notify.indexed_state import IndexedNotifyState
-from services.notify.pg_bulk import COPY_THRESHOLD, copy_rows
+from services.notify.pg_bulk import COPY_THRESHOLD, copy_rows, upsert_interruptions
 
 FAMILY_LIMIT = 64  # a storm can chain merges; past this, older links are not followed
 CHUNK = 5000  # ids per IN list
@@ -311,22 +311,13 @@ class StateRepository:
             saved[key] = sig
         if self._sqlite:
             await sqlite_state.write_interruptions(self.session, new, updated)
-            new = updated = []
-        if len(new) >= COPY_THRESHOLD and self._postgres:
+        elif len(new) >= COPY_THRESHOLD:
             names = list(new[0])
             await copy_rows(self.session, orm.SCHEMA, "interruptions", names,
                             [tuple(r[c] for c in names) for r in new])  # fmt: skip
-        elif new:
-            await self.session.execute(insert(orm.interruptions), new)
-        if updated:
-            stmt = upsert(self.session, orm.interruptions)
-            cols = {c: stmt.excluded[c] for c in updated[0] if c not in ("incident_id",
-                                                                         "customer_id")}
-            await self.session.execute(
-                stmt.on_conflict_do_update(index_elements=["incident_id", "customer_id"],
-                                           set_=cols),
-                updated,
-            )  # fmt: skip
+            await upsert_interruptions(self.session, updated)
+        else:
+            await upsert_interruptions(self.session, new + updated)
         planned = [
             {"incident_id": inc, "customer_id": c}
             for inc, customers in state.planned_customers.items()
