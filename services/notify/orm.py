@@ -113,10 +113,6 @@ jobs = Table(
         postgresql_where=CLAIMABLE,
         sqlite_where=CLAIMABLE,
     ),
-    # PostgreSQL only (migration notify_0003): SQLite reads claimable jobs through ix_jobs_due
-    Index("ix_jobs_status_next_attempt_at", "status", "next_attempt_at").ddl_if(
-        dialect="postgresql"
-    ),
 )
 
 attempts = Table(

@@ -9,6 +9,10 @@ so the partial index's condition could not be proven) it read them all through
 statement) a claim reads its ``n`` rows in order: 0.4 ms. SQLite's index entries end with
 the rowid (the id) anyway; it gets the same definition so both databases have one schema.
 
+PostgreSQL's ``ix_jobs_status_next_attempt_at`` (kept by notify_0003 for the generic plan)
+is dropped: nothing reads it now, and every job update (a job is written two to three
+times) paid to keep it.
+
 Revision ID: notify_0004
 Revises: notify_0003
 Create Date: 2026-12-04
@@ -36,7 +40,12 @@ def _due_index(columns: list[str]) -> None:
 
 def upgrade() -> None:
     _due_index(["next_attempt_at", "id"])
+    if op.get_bind().dialect.name == "postgresql":
+        op.drop_index("ix_jobs_status_next_attempt_at", table_name="jobs", schema=SCHEMA)
 
 
 def downgrade() -> None:
+    if op.get_bind().dialect.name == "postgresql":
+        op.create_index("ix_jobs_status_next_attempt_at", "jobs", ["status", "next_attempt_at"],
+                        schema=SCHEMA)  # fmt: skip
     _due_index(["next_attempt_at"])
