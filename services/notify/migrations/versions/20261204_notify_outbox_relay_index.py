@@ -4,9 +4,9 @@ The relay's claim takes the oldest unpublished heads (``ORDER BY id LIMIT n``). 
 found them by walking the primary key from the first row ever written, past every published
 row (and each one's dead versions): 81 ms a claim once notify's outbox held 20,000 rows in
 the 200,000-customer storm, 35 s of the database's time. This partial index holds only the
-unpublished rows: 1.4 ms. SQLite's claim already reads ``ix_outbox_unpublished`` and
-sorts the few rows it finds (see ``services.common.outbox``), so the index is
-PostgreSQL's only.
+unpublished rows: 1.4 ms. Its extra term ``seq IS NOT NULL`` (always true) keeps it out of
+the claim's per-head subquery (see ``OutboxRelay._claim``). SQLite's claim already reads
+``ix_outbox_unpublished`` and sorts the few rows it finds, so the index is PostgreSQL's only.
 
 Revision ID: notify_0005
 Revises: notify_0004
@@ -23,13 +23,14 @@ down_revision: str | None = "notify_0004"
 branch_labels: str | None = None
 depends_on: str | None = None
 
+UNPUBLISHED = "published_at IS NULL AND seq IS NOT NULL"
 SCHEMA = "notify"
 
 
 def upgrade() -> None:
     if op.get_bind().dialect.name == "postgresql":
         op.create_index("ix_outbox_unpublished_id", "outbox", ["id"], schema=SCHEMA,
-                        postgresql_where=sa.text("published_at IS NULL"))  # fmt: skip
+                        postgresql_where=sa.text(UNPUBLISHED))  # fmt: skip
 
 
 def downgrade() -> None:
