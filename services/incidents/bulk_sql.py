@@ -34,8 +34,13 @@ def is_postgres(session: AsyncSession) -> bool:
     return bool(session.get_bind().dialect.name == "postgresql")
 
 
-# Values per ``IN (…)`` list on SQLite: under its bound-parameter limit.
-IN_LIST_SIZE = 500
+IN_LIST_SIZE = 500  # values per IN (...) list: keeps SQLite under its bound-parameter limit
+
+
+def chunks(items: Sequence[str], size: int = IN_LIST_SIZE) -> Iterator[Sequence[str]]:
+    """``items`` in slices of ``size`` (one IN-list each)."""
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
 
 
 def among(
@@ -55,8 +60,8 @@ def among(
         ids = sa.select(sa.func.unnest(sa.bindparam("among", list(values), ARRAY(sa.Text))))
         yield column.in_(ids.scalar_subquery())
         return
-    for start in range(0, len(values), IN_LIST_SIZE):
-        yield column.in_(values[start : start + IN_LIST_SIZE])
+    for part in chunks(values):
+        yield column.in_(part)
 
 
 def quote(name: str) -> str:

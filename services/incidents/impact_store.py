@@ -27,12 +27,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.common.policy import Policy
 from services.common.topology.model import Area, Topology
 from services.incidents import orm
-from services.incidents.bulk_sql import among, insert_rows
+from services.incidents.bulk_sql import among, chunks, insert_rows
 from services.incidents.domain import impact, policy_rules, sla_clock
 from services.incidents.domain.model import EtrChange, Incident
 from services.incidents.quality_orm import customer_impacts
 from services.incidents.report_store import calls_per_customer, first_notice_times
-from services.incidents.state_store import chunks, load_incidents, utc
+from services.incidents.state_store import load_incidents, utc
 
 PRIOR_WINDOW = timedelta(days=365)
 MOMENTARY = timedelta(minutes=5)

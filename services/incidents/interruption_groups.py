@@ -19,8 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.common.topology import orm as topo
 from services.common.topology.model import Topology
 from services.incidents import orm
-
-CHUNK = 500  # ids per IN (...) list; keeps SQLite under its bound-parameter limit
+from services.incidents.bulk_sql import chunks
 
 
 def _lookup(column: Any, customer_id: Any) -> sa.ScalarSelect[Any]:
@@ -155,9 +154,7 @@ async def stamp_groups(session: AsyncSession, incident_id: str, customers: Seque
     if not await _has_topology(session):
         return
     i = orm.interruptions
-    ordered = sorted(customers)
-    for k in range(0, len(ordered), CHUNK):
-        part = ordered[k : k + CHUNK]
+    for part in chunks(sorted(customers)):
         await session.execute(
             _fill(sa.and_(i.c.incident_id == incident_id, i.c.customer_id.in_(part)))
         )

@@ -13,9 +13,9 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.incidents.bulk_sql import insert_rows
+from services.incidents.bulk_sql import chunks, insert_rows
 from services.incidents.quality_orm import first_notices
-from services.incidents.state_store import chunks, utc
+from services.incidents.state_store import utc
 
 
 @dataclass(frozen=True, slots=True)

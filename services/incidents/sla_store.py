@@ -16,9 +16,10 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.incidents import orm
+from services.incidents.bulk_sql import chunks
 from services.incidents.domain.sla_clock import DeadlineRow, Target, TargetState
 from services.incidents.quality_orm import sla_deadlines
-from services.incidents.state_store import chunks, upsert, utc
+from services.incidents.state_store import upsert, utc
 
 _FLAGS = ("at_risk_emitted", "breached_emitted")
 

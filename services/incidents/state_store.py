@@ -22,14 +22,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.common.topology.model import Topology
 from services.incidents import orm
-from services.incidents.bulk_sql import among, insert_rows, is_postgres
+from services.incidents.bulk_sql import among, chunks, insert_rows, is_postgres
 from services.incidents.domain.meter_state import CorrelatorState, CustomerState, DeviceState
 from services.incidents.domain.model import Incident, Interruption
 from services.incidents.interruption_groups import stamp_groups, upsert_interruptions
 
 TERMINAL_STATUSES = ("closed", "momentary", "merged", "cancelled", "completed")
 TIMER_KINDS = ("dwell", "confirm", "nested")
-CHUNK = 500  # ids per IN (...) list; keeps SQLite under its bound-parameter limit
 
 Fingerprint = tuple[Any, ...]
 
@@ -51,11 +50,6 @@ def upsert(session: AsyncSession, table: sa.Table) -> Any:
     """A dialect ``INSERT`` that supports ``on_conflict_do_update``/``do_nothing``."""
     dialect = session.get_bind().dialect.name
     return (pg_insert if dialect == "postgresql" else sqlite_insert)(table)
-
-
-def chunks(items: Sequence[str], size: int = CHUNK) -> Iterable[Sequence[str]]:
-    for i in range(0, len(items), size):
-        yield items[i : i + size]
 
 
 @dataclass(slots=True)

@@ -13,8 +13,9 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.incidents import orm
+from services.incidents.bulk_sql import chunks
 from services.incidents.quality_orm import surveys
-from services.incidents.state_store import chunks, upsert, utc
+from services.incidents.state_store import upsert, utc
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,6 +21,7 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.incidents.bulk_sql import chunks
 from services.incidents.domain.voltage import VoltageReading
 from services.incidents.quality_orm import (
     power_quality_counts,
@@ -28,7 +29,7 @@ from services.incidents.quality_orm import (
     voltage_minutes,
     voltage_readings,
 )
-from services.incidents.state_store import chunks, upsert, utc
+from services.incidents.state_store import upsert, utc
 
 
 @dataclass(frozen=True, slots=True)
