@@ -49,10 +49,11 @@ def among(
     """Conditions ``column IN values``, one per statement to run (none for no values).
 
     PostgreSQL: ONE condition, ``column IN (SELECT unnest(:array))``: one prepared statement
-    for any count, planned as a set (a nested loop over the index or a hash semi-join). An
-    ``IN ($1, …, $n)`` list or ``= ANY(:array)`` is searched linearly per row under a
-    generic plan: the incidents' processed-signals check took 138 ms for 2,000 ids against
-    190,000 rows in the 200,000-customer storm (a sequential scan), 12 ms as a set.
+    for any count, planned as a set (a nested loop over the index or a hash semi-join).
+    Where the generic plan filters rows instead of probing an index, an ``IN ($1, …, $n)``
+    list or ``= ANY(:array)`` is searched linearly per row: the incidents' processed-signals
+    check took 138 ms for 2,000 ids against 190,000 rows in the 200,000-customer storm (a
+    sequential scan), 12 ms as a set.
     SQLite: IN-lists of :data:`IN_LIST_SIZE` values."""
     if not values:
         return
