@@ -75,7 +75,11 @@ class BatchConsumer:
         watchdog: ProgressWatchdog | None = None,
         client_id: str = "outagedesk",
         clock: Clock | None = None,
+        on_rollback: Callable[[], None] | None = None,
     ) -> None:
+        """``on_rollback``: called when a batch was handed to ``apply`` but its transaction
+        did not commit (an error, or a rebalance moved the stored offsets): state the caller
+        keeps in memory beside the database may hold that batch's effects and is stale."""
         if storage is OffsetStorage.DATABASE and schema is None:
             raise ValueError("OffsetStorage.DATABASE needs the schema holding consumer_offsets")
         self._bus = bus
@@ -98,6 +102,7 @@ class BatchConsumer:
         self._uncommitted: dict[TopicPartition, int] = {}  # broker commit still owed
         self._lock = asyncio.Lock()  # a revocation waits for the batch in flight
         self._clock = clock
+        self._on_rollback = on_rollback
         # Processing watermark (only kept with a clock): everything in the assigned
         # partitions at this instant has been applied and committed. Never moves back.
         self.caught_up_at: datetime | None = None
@@ -257,16 +262,22 @@ class BatchConsumer:
             batch, next_offsets = _assigned_records(records, self.consumer.assignment())
             if not batch:
                 return []
-            async with UnitOfWork(self._sessions) as uow:
-                await self._apply(uow, batch)
-                if self._offsets is not None:
-                    for tp, new in sorted(next_offsets.items()):
-                        expected = self._stored.get(tp)
-                        if not await self._offsets.advance(
-                            uow.session, self.group_id, tp, expected, new
-                        ):
-                            raise StaleOffsetsError(f"{tp} expected {expected}")
-                await uow.commit()
+            try:
+                async with UnitOfWork(self._sessions) as uow:
+                    await self._apply(uow, batch)
+                    if self._offsets is not None:
+                        for tp, new in sorted(next_offsets.items()):
+                            expected = self._stored.get(tp)
+                            if not await self._offsets.advance(
+                                uow.session, self.group_id, tp, expected, new
+                            ):
+                                raise StaleOffsetsError(f"{tp} expected {expected}")
+                    await uow.commit()
+            except BaseException:
+                # (a failed COMMIT may still have committed: dropping kept state is safe)
+                if self._on_rollback is not None:
+                    self._on_rollback()
+                raise
             if self._offsets is not None:
                 self._stored.update(next_offsets)
             self._uncommitted.update(next_offsets)

@@ -48,13 +48,16 @@ class LifecycleContext:
 @dataclass(slots=True)
 class StateCache:
     """The decision state kept from one lifecycle batch to the next, for a notify process
-    that is the only writer of the notify schema (the demo): without it every batch loads
-    its incidents' whole families (all their interruptions and jobs) again.
+    that is the only writer of the notify schema (the demo, or a single notify replica):
+    without it every batch loads its incidents' whole families (all their interruptions
+    and jobs) again.
 
     What it holds is what the last committed batch saved, so it stays exact as long as
     (1) no other process writes notify state, (2) the sender reports the jobs it cancels
     (:meth:`cancelled`; the only job change decisions look at) and (3) the owner calls
-    :meth:`clear` when a batch does not commit.
+    :meth:`clear` when a batch does not commit. A sender committing while a family is
+    being read (between :meth:`loading` and :meth:`loaded`) may have committed after the
+    read: its outcomes are applied again to what the read brought in.
 
     ``whole``: the cache holds every incident, interruption and job of the notify schema,
     jobs in creation (id) order, with the sender's committed cancellations and sends
@@ -66,10 +69,31 @@ class StateCache:
     state: IndexedNotifyState = field(default_factory=IndexedNotifyState)
     base: Baseline = field(default_factory=Baseline)
     whole: bool = False
+    # outcomes committed while a family load is in flight (None: no load in flight)
+    _during_load: dict[JobKey, JobStatus] | None = None
 
     def clear(self) -> None:
         self.state, self.base = IndexedNotifyState(), Baseline()
         self.whole = False
+        self._during_load = None
+
+    @property
+    def size(self) -> int:
+        """Rows held (jobs and interruptions): what its memory grows with."""
+        return len(self.state.jobs) + len(self.state.interruptions)
+
+    def loading(self) -> None:
+        """A family load's first query is about to run."""
+        self._during_load = {}
+
+    def loaded(self) -> None:
+        """The load has put its rows into the state (no await since)."""
+        during, self._during_load = self._during_load or {}, None
+        jobs = self.state.jobs
+        for key, status in during.items():
+            job = jobs.get(key)
+            if job is not None:
+                jobs[key] = shallow_copy(job, status=status)
 
     def cancelled(self, keys: Sequence[JobKey]) -> None:
         """Jobs the sender cancelled (committed)."""
@@ -80,6 +104,8 @@ class StateCache:
         self._set_status(keys, JobStatus.SENT)
 
     def _set_status(self, keys: Sequence[JobKey], status: JobStatus) -> None:
+        if self._during_load is not None:
+            self._during_load.update(dict.fromkeys(keys, status))
         jobs = self.state.jobs
         for key in keys:
             job = jobs.get(key)
@@ -123,8 +149,12 @@ async def apply_lifecycle(
             result.skipped += 1
             continue
         done.add(event.event_id)  # a batch may hold the same event twice
-        if not await repo.load_family(state, base, _seeds(event)) and cache is not None:
-            cache.whole = False  # linked incidents left out: no longer the whole schema
+        if cache is not None:
+            cache.loading()
+        complete = await repo.load_family(state, base, _seeds(event))
+        if cache is not None:
+            cache.loaded()
+            cache.whole = cache.whole and complete  # linked incidents left out?
         result.jobs.extend(decide(event, state, ctx.policy))
         touched |= touched_incidents(event)
         fresh.append(event.event_id)

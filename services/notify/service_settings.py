@@ -20,5 +20,9 @@ class NotifyServiceSettings(NotifySettings):
     notify_sender_round_s: float = Field(default=0.1, gt=0)
     # sender rounds in flight at once: the next is claimed while the last is sending
     notify_sender_pipeline: int = Field(default=8, ge=1)
+    # true only when this is the one notify process on its database: it then keeps its
+    # decision state in memory between batches instead of reading it back for each batch
+    # (a second process writing the schema would make that state stale; see deploy/)
+    notify_single_replica: bool = False
     # critical customers are also posted here (signed like webhooks) when set
     notify_operators_webhook_url: str | None = None

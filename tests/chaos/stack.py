@@ -294,7 +294,7 @@ class Stack:
             f"{cfg.name}-notify", ["serve", "notify"],
             {**base, "OUTAGEDESK_NOTIFY_PORT": str(free_port()),
              "OUTAGEDESK_SMS_GATEWAY_URL": cfg.gateway_url,
-             "OUTAGEDESK_NOTIFY_LEASE_S": "10"},
+             "OUTAGEDESK_NOTIFY_LEASE_S": "10", "OUTAGEDESK_NOTIFY_SINGLE_REPLICA": "true"},
             w / "notify.log",
         )  # fmt: skip
 

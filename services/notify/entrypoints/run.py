@@ -51,7 +51,7 @@ async def serve_notify(settings: NotifyServiceSettings) -> None:
         operators = WebhookChannel(settings.webhook_secret.get_secret_value(), clock)
     service = NotifyService(
         settings, bus, session_factory(engine), clock, None, channels, operators=operators,
-        registry=REGISTRY,
+        registry=REGISTRY, sole_writer=settings.notify_single_replica,
     )  # fmt: skip
     service.readiness.add("database", database_check(engine))
     http = None

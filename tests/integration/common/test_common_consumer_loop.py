@@ -174,6 +174,60 @@ class TestDatabaseOffsets:
             await bus.close()
 
 
+    async def test_on_rollback_is_told_of_each_batch_that_did_not_commit(
+        self, sqlite_url: str
+    ) -> None:
+        """State kept in memory beside the database (as notify's decision state) stays
+        equal to what was committed when the owner drops the batch on ``on_rollback``."""
+        await _prepare(sqlite_url)
+        bus = MemoryBus()
+        await _fill(bus, 30, partitions=2)
+        engine = create_engine(sqlite_url)
+        committed: list[str] = []  # the kept state: what the committed batches applied
+        batch: list[str] = []  # the batch in flight's part of it
+        failures, rollbacks = 2, 0
+
+        async def apply(uow: UnitOfWork, records: Sequence[Record]) -> None:
+            nonlocal failures
+            if batch:  # the previous batch committed
+                committed.extend(batch)
+                batch.clear()
+            batch.extend(r.value.decode() for r in records)
+            await uow.session.execute(
+                text("insert into incidents.applied_records values (:v, :t, :p, :o)"),
+                [{"v": r.value.decode(), "t": r.topic, "p": 0, "o": 0} for r in records],
+            )
+            if failures:
+                failures -= 1
+                raise OperationalError("insert", {}, Exception("database went away"))
+
+        def on_rollback() -> None:
+            nonlocal rollbacks
+            rollbacks += 1
+            batch.clear()
+
+        consumer = BatchConsumer(
+            bus, [TOPIC], group_id="g", sessions=session_factory(engine), apply=apply,
+            schema="incidents", batch_size=4, poll_timeout_s=0.01, on_rollback=on_rollback,
+        )  # fmt: skip
+        stop = asyncio.Event()
+        try:
+            await consumer.start()
+            task = asyncio.create_task(consumer.run_forever(stop))
+            async with asyncio.timeout(10):
+                while len(await _applied(sqlite_url)) < 30:  # noqa: ASYNC110 - polls the DB
+                    await asyncio.sleep(0.02)
+            stop.set()
+            await task
+            assert rollbacks == 2
+            assert sorted(committed + batch) == sorted(await _applied(sqlite_url))
+            assert sorted(committed + batch) == sorted(f"v{i}" for i in range(30))
+        finally:
+            await consumer.stop()
+            await engine.dispose()
+            await bus.close()
+
+
 class TestBrokerOffsets:
     async def test_offsets_are_committed_only_after_apply_returned(self, sqlite_url: str) -> None:
         await _prepare(sqlite_url)

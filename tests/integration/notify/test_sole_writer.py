@@ -1,14 +1,20 @@
-"""A sole-writer notify service (the demo's) keeps its customers' last messages between
-sender rounds: what it decides must be what a service re-reading them every round
-decides, the throttle included."""
+"""A sole-writer notify service (the demo's, or a single replica's) keeps its decision state
+and its customers' last messages between batches and sender rounds: what it decides must be
+what a service re-reading them every time decides, the throttle included, and a batch that
+does not commit must leave nothing behind in what it keeps."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
+from typing import Any
+
 import pytest
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from services.notify.entrypoints import service as service_module
+from services.notify.handlers import BatchResult
 from tests.integration.notify.service_harness import Harness, SmsGateway, at, topology
 
 
@@ -96,3 +102,32 @@ class TestKeptStateIsStored:
         assert await h.rows(stored) == [("INC8/C000001", True, None),
                                         ("INC8/C000002", False, "INC9"),
                                         ("INC9/C000002", False, None)]  # fmt: skip
+
+
+class TestABatchThatDoesNotCommit:
+    async def test_leaves_nothing_in_the_kept_state(
+        self, notify_engine: AsyncEngine, gateway: SmsGateway, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """The batch decides (the kept state records the incident's seq and its jobs), then
+        its transaction fails. Were the kept state not dropped, the retry would find the
+        event already applied there and create no job at all."""
+        apply = service_module.apply_lifecycle
+        failures = 1
+
+        async def fails_once_after_deciding(*args: Any, **kwargs: Any) -> BatchResult:
+            nonlocal failures
+            result = await apply(*args, **kwargs)
+            if failures:
+                failures -= 1
+                raise OperationalError("COMMIT", {}, Exception("server closed the connection"))
+            return result
+
+        monkeypatch.setattr(service_module, "apply_lifecycle", fails_once_after_deciding)
+        async with Harness(notify_engine, gateway, topology(6), sole_writer=True) as h:
+            await h.publish(h.feed.event("INC1", "opened", 0, added=["C000001", "C000002"]))
+            with pytest.raises(OperationalError):
+                await h.consume()
+            await h.run_until(6)
+            assert [(j["customer_id"], j["stage"], j["status"]) for j in await h.jobs()] == [
+                ("C000001", "outage_detected", "sent"), ("C000002", "outage_detected", "sent")]
+            assert len(gateway.to("C000001")) == len(gateway.to("C000002")) == 1
