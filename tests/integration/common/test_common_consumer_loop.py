@@ -58,6 +58,20 @@ async def _fill(bus: MemoryBus, n: int, partitions: int = 3) -> None:
     )
 
 
+async def _run_until_applied(consumer: BatchConsumer, url: str, n: int) -> None:
+    """Start the consumer and run its own loop until ``n`` records are stored."""
+    stop = asyncio.Event()
+    await consumer.start()
+    task = asyncio.create_task(consumer.run_forever(stop))
+    try:
+        async with asyncio.timeout(10):
+            while len(await _applied(url)) < n:  # noqa: ASYNC110 - polls the DB
+                await asyncio.sleep(0.02)
+    finally:
+        stop.set()
+        await task
+
+
 class _Crash(Exception):
     """Stands for the process dying after the effects were written, before the commit."""
 
@@ -130,55 +144,9 @@ class TestDatabaseOffsets:
             await bus.close()
 
     async def test_failed_batch_is_rewound_and_retried(self, sqlite_url: str) -> None:
-        await _prepare(sqlite_url)
-        bus = MemoryBus()
-        await _fill(bus, 30, partitions=2)
-        engine = create_engine(sqlite_url)
-        failures = 1
-
-        async def apply(uow: UnitOfWork, records: Sequence[Record]) -> None:
-            nonlocal failures
-            await uow.session.execute(
-                text("insert into incidents.applied_records values (:v, :t, :p, :o)"),
-                [{"v": r.value.decode(), "t": r.topic, "p": 0, "o": 0} for r in records],
-            )
-            if failures:
-                failures -= 1
-                raise OperationalError("insert", {}, Exception("database went away"))
-
-        consumer = BatchConsumer(
-            bus,
-            [TOPIC],
-            group_id="g",
-            sessions=session_factory(engine),
-            apply=apply,
-            schema="incidents",
-            batch_size=4,
-            poll_timeout_s=0.01,
-        )
-        stop = asyncio.Event()
-        try:
-            await consumer.start()
-            task = asyncio.create_task(consumer.run_forever(stop))
-            async with asyncio.timeout(10):
-                while len(await _applied(sqlite_url)) < 30:  # noqa: ASYNC110 - polls the DB
-                    await asyncio.sleep(0.02)
-            stop.set()
-            await task
-            assert consumer.ready
-            assert sorted(await _applied(sqlite_url)) == sorted(f"v{i}" for i in range(30))
-            assert bus.total_lag("g") == 0  # broker offsets follow, best effort
-        finally:
-            await consumer.stop()
-            await engine.dispose()
-            await bus.close()
-
-
-    async def test_on_rollback_is_told_of_each_batch_that_did_not_commit(
-        self, sqlite_url: str
-    ) -> None:
-        """State kept in memory beside the database (as notify's decision state) stays
-        equal to what was committed when the owner drops the batch on ``on_rollback``."""
+        """Each failed batch is retried until it commits, and ``on_rollback`` hears of it:
+        state kept in memory beside the database (as notify's decision state) stays equal
+        to what was committed when its owner drops the batch in flight then."""
         await _prepare(sqlite_url)
         bus = MemoryBus()
         await _fill(bus, 30, partitions=2)
@@ -210,17 +178,12 @@ class TestDatabaseOffsets:
             bus, [TOPIC], group_id="g", sessions=session_factory(engine), apply=apply,
             schema="incidents", batch_size=4, poll_timeout_s=0.01, on_rollback=on_rollback,
         )  # fmt: skip
-        stop = asyncio.Event()
         try:
-            await consumer.start()
-            task = asyncio.create_task(consumer.run_forever(stop))
-            async with asyncio.timeout(10):
-                while len(await _applied(sqlite_url)) < 30:  # noqa: ASYNC110 - polls the DB
-                    await asyncio.sleep(0.02)
-            stop.set()
-            await task
+            await _run_until_applied(consumer, sqlite_url, 30)
+            assert consumer.ready
+            assert sorted(await _applied(sqlite_url)) == sorted(f"v{i}" for i in range(30))
+            assert bus.total_lag("g") == 0  # broker offsets follow, best effort
             assert rollbacks == 2
-            assert sorted(committed + batch) == sorted(await _applied(sqlite_url))
             assert sorted(committed + batch) == sorted(f"v{i}" for i in range(30))
         finally:
             await consumer.stop()
