@@ -29,7 +29,14 @@ from services.incidents.impact_store import ImpactRecorder
 from services.incidents.incident_writer import save_changed
 from services.incidents.notice_store import Notice, first_notice_ats, record_first_notices
 from services.incidents.quality_signals import QualitySignals
-from services.incidents.sla_scheduler import SlaRefresh, SlaScheduler, held_or_loaded
+from services.incidents.sla_scheduler import (
+    OwedSlaRefresh,
+    SlaRefresh,
+    SlaScheduler,
+    held_or_loaded,
+    owned_partitions,
+)
+from services.incidents.sla_store import foreign_incidents, owe_refresh
 from services.incidents.voltage_watch import VoltageWatch
 
 if TYPE_CHECKING:
@@ -49,6 +56,7 @@ class QualityHooks:
     watch: VoltageWatch
     signals: QualitySignals
     sla_refresh: SlaRefresh
+    owed_sla_refresh: OwedSlaRefresh
     sla_scheduler: SlaScheduler
     impact: ImpactRecorder
 
@@ -68,6 +76,7 @@ def install(
         watch=watch,
         signals=QualitySignals(watch, zone),
         sla_refresh=SlaRefresh(policy),
+        owed_sla_refresh=OwedSlaRefresh(),
         sla_scheduler=SlaScheduler(policy),
         impact=ImpactRecorder(lambda: ctx.cache.topology, policy, impact_refresh),
     )
@@ -75,6 +84,8 @@ def install(
     # impact first: it reads nothing the SLA refresh writes, and both see the same state
     ctx.incident_changed_hooks.append(hooks.impact)
     ctx.incident_changed_hooks.append(hooks.sla_refresh)
+    ctx.timer_hooks.append(hooks.owed_sla_refresh)  # before the deadlines it may move
+    ctx.wake_sources.append(hooks.owed_sla_refresh.next_wake)
     ctx.timer_hooks.append(hooks.sla_scheduler)
     ctx.wake_sources.append(hooks.sla_scheduler.next_wake)
     # Impact refreshes ride on the timer runs (the service runs them at least every
@@ -129,6 +140,12 @@ async def apply_deliveries(
         })  # fmt: skip
         if impact is not None:
             await impact.owe(session, sorted(changed - set(moved)), ctx.clock.now())
+        # Another consumer's incidents are left to it: locking their feeders would wait for
+        # its batch in flight, holding this process's cache lock, and make it reload them.
+        foreign = await foreign_incidents(session, moved, owned_partitions(ctx))
+        if foreign:
+            await owe_refresh(session, sorted(foreign), ctx.clock.now())
+            moved = [i for i in moved if i not in foreign]
         if moved:
             ctx.cache.begin()
             # locks the feeders, then takes held incidents from the cache, loads the others

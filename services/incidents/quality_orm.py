@@ -133,6 +133,17 @@ sla_deadlines = sa.Table(
     sa.Index(None, "completed", "due_at"),
 )
 
+# SLA refreshes owed to the process whose signals partition holds the incident's feeder:
+# first notices that moved earlier, recorded by another process's deliveries consumer
+# (services.incidents.quality_hooks), which does not lock that feeder itself.
+sla_refresh_owed = sa.Table(
+    "sla_refresh_owed",
+    metadata,
+    sa.Column("incident_id", sa.Text(), nullable=False),
+    sa.Column("owed_at", TS, nullable=False),
+    sa.PrimaryKeyConstraint("incident_id"),
+)
+
 # First notification sent to each customer of an incident (from notify.deliveries.v1).
 first_notices = sa.Table(
     "first_notices",

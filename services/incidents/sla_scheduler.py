@@ -2,6 +2,8 @@
 
 * :class:`SlaRefresh` (an ``incident_changed_hooks`` entry): after an incident changed,
   recompute its deadline rows (keeping the emitted flags) and the snapshot's ``sla`` map.
+* :class:`OwedSlaRefresh` (a ``timer_hooks`` entry, first): refresh the incidents whose
+  first notice another process recorded (it leaves them to the feeder's owner).
 * :class:`SlaScheduler` (a ``timer_hooks`` entry): at ``now``, emit every owed
   ``sla_at_risk`` / ``sla_breached`` through the incident aggregate (so it gets the next
   ``seq``) and mark it emitted in the same transaction; its ``next_wake`` (a ``wake_sources``
@@ -33,10 +35,13 @@ from services.incidents.incident_writer import save_changed
 from services.incidents.notice_store import first_notice_ats
 from services.incidents.sla_store import (
     due_rows,
+    earliest_owed,
     load_rows_many,
     next_pending,
+    owed_refreshes,
     save_rows_many,
     set_flags,
+    settle_refreshes,
 )
 from services.incidents.state_store import IncidentMeta, load_incidents
 
@@ -115,6 +120,31 @@ async def refresh_incidents(
     await save_rows_many(session, batches, stored)
 
 
+class OwedSlaRefresh:
+    """``timer_hooks`` entry, before :class:`SlaScheduler`: refresh the incidents whose SLA
+    another process's deliveries consumer left to this one (their feeders' owner), so the
+    deadlines it fires next already count those first notices. :meth:`next_wake` (a
+    ``wake_sources`` entry): when the oldest of them was owed."""
+
+    def __init__(self) -> None:
+        self.refreshed = 0
+
+    async def __call__(
+        self, uow: UnitOfWork, now: datetime, ctx: HandlerContext
+    ) -> datetime | None:
+        session = uow.session
+        ids = await owed_refreshes(session, owned_partitions(ctx))
+        if ids:
+            incidents, metas = await held_or_loaded(session, ids, ctx)
+            await save_changed(uow, ctx, incidents, metas, now)  # the SLA refresh is a hook
+            await settle_refreshes(session, ids)
+            self.refreshed += len(incidents)
+        return None
+
+    async def next_wake(self, uow: UnitOfWork, ctx: HandlerContext) -> datetime | None:
+        return await earliest_owed(uow.session, owned_partitions(ctx))
+
+
 class SlaScheduler:
     """``timer_hooks`` entry: emit owed SLA events exactly once; :meth:`next_wake` (a
     ``wake_sources`` entry) gives the earliest pending deadline."""
@@ -127,7 +157,7 @@ class SlaScheduler:
         self, uow: UnitOfWork, now: datetime, ctx: HandlerContext
     ) -> datetime | None:
         session = uow.session
-        rows = await due_rows(session, now, _owned(ctx))
+        rows = await due_rows(session, now, owned_partitions(ctx))
         owed = sla_clock.due_events(rows, now)
         if owed:
             by_incident: dict[str, list[SlaEvent]] = defaultdict(list)
@@ -151,10 +181,10 @@ class SlaScheduler:
 
     async def next_wake(self, uow: UnitOfWork, ctx: HandlerContext) -> datetime | None:
         """``wake_sources`` entry: the earliest instant some deadline row owes an event."""
-        return await next_pending(uow.session, _owned(ctx))
+        return await next_pending(uow.session, owned_partitions(ctx))
 
 
-def _owned(ctx: HandlerContext) -> set[int] | None:
+def owned_partitions(ctx: HandlerContext) -> set[int] | None:
     """The signals partitions the process holds (None: not known, fire every deadline)."""
     return (ctx.owned_partitions() if ctx.owned_partitions is not None else None) or None
 

@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.incidents import orm
 from services.incidents.bulk_sql import chunks
 from services.incidents.domain.sla_clock import DeadlineRow, Target, TargetState
-from services.incidents.quality_orm import sla_deadlines
+from services.incidents.quality_orm import sla_deadlines, sla_refresh_owed
 from services.incidents.state_store import upsert, utc
 
 _FLAGS = ("at_risk_emitted", "breached_emitted")
@@ -102,17 +102,77 @@ async def save_rows_many(
     )
 
 
-def _not_foreign(partitions: Collection[int] | None) -> sa.ColumnElement[bool]:
-    """Rows of incidents not on a feeder known to arrive on a partition outside
-    ``partitions`` (None: every row). Firing another consumer's deadline would save its
-    incident and make that consumer reload the whole feeder."""
-    if partitions is None:
-        return sa.true()
-    t, i, f = sla_deadlines, orm.incidents, orm.feeder_versions
+def _foreign_incidents(partitions: Collection[int]) -> sa.Select[tuple[str]]:
+    """Incidents on a feeder known to arrive on a partition outside ``partitions``: another
+    consumer's. Saving one would make that consumer reload the whole feeder."""
+    i, f = orm.incidents, orm.feeder_versions
     foreign = sa.select(f.c.feeder_id).where(
         f.c.partition.is_not(None), f.c.partition.not_in(sorted(partitions))
     )
-    return t.c.incident_id.not_in(sa.select(i.c.id).where(i.c.feeder_id.in_(foreign)))
+    return sa.select(i.c.id).where(i.c.feeder_id.in_(foreign))
+
+
+def _not_foreign(
+    incident_id: sa.ColumnElement[str], partitions: Collection[int] | None
+) -> sa.ColumnElement[bool]:
+    """Rows whose ``incident_id`` is not another consumer's (None: every row)."""
+    if partitions is None:
+        return sa.true()
+    return incident_id.not_in(_foreign_incidents(partitions))
+
+
+async def foreign_incidents(
+    session: AsyncSession, ids: Sequence[str], partitions: Collection[int] | None
+) -> set[str]:
+    """The incidents among ``ids`` that belong to another consumer (none when the
+    partitions held are not known)."""
+    if partitions is None or not ids:
+        return set()
+    found: set[str] = set()
+    for part in chunks(sorted(ids)):
+        stmt = _foreign_incidents(partitions).where(orm.incidents.c.id.in_(part))
+        found.update(r.id for r in await session.execute(stmt))
+    return found
+
+
+# --- SLA refreshes owed to another consumer -----------------------------------------------
+async def owe_refresh(session: AsyncSession, ids: Sequence[str], now: datetime) -> None:
+    """Leave the refresh of these incidents' SLA to their feeders' owner."""
+    t = sla_refresh_owed
+    for part in chunks(sorted(ids)):
+        await session.execute(
+            upsert(session, t).on_conflict_do_nothing(index_elements=["incident_id"]),
+            [{"incident_id": i, "owed_at": now} for i in part],
+        )
+
+
+async def owed_refreshes(session: AsyncSession, partitions: Collection[int] | None) -> list[str]:
+    """Incidents owed a refresh that are not another consumer's (locked, skipping rows
+    another process holds)."""
+    t = sla_refresh_owed
+    stmt = (
+        sa.select(t.c.incident_id)
+        .where(_not_foreign(t.c.incident_id, partitions))
+        .order_by(t.c.incident_id)
+    )
+    if session.get_bind().dialect.name == "postgresql":
+        stmt = stmt.with_for_update(skip_locked=True)
+    return list((await session.execute(stmt)).scalars())
+
+
+async def settle_refreshes(session: AsyncSession, ids: Sequence[str]) -> None:
+    t = sla_refresh_owed
+    for part in chunks(sorted(ids)):
+        await session.execute(sa.delete(t).where(t.c.incident_id.in_(part)))
+
+
+async def earliest_owed(
+    session: AsyncSession, partitions: Collection[int] | None
+) -> datetime | None:
+    """When the oldest refresh :func:`owed_refreshes` would pick was owed."""
+    t = sla_refresh_owed
+    stmt = sa.select(sa.func.min(t.c.owed_at)).where(_not_foreign(t.c.incident_id, partitions))
+    return utc((await session.execute(stmt)).scalar())
 
 
 async def due_rows(
@@ -123,7 +183,7 @@ async def due_rows(
     t = sla_deadlines
     stmt = (
         sa.select(t)
-        .where(~t.c.completed, _not_foreign(partitions))
+        .where(~t.c.completed, _not_foreign(t.c.incident_id, partitions))
         .where(
             sa.or_(
                 sa.and_(~t.c.at_risk_emitted, t.c.at_risk_at <= now),
@@ -158,7 +218,7 @@ async def next_pending(
             sa.select(
                 sa.func.min(sa.case((~t.c.at_risk_emitted, t.c.at_risk_at))),
                 sa.func.min(sa.case((~t.c.breached_emitted, t.c.due_at))),
-            ).where(~t.c.completed, _not_foreign(partitions))
+            ).where(~t.c.completed, _not_foreign(t.c.incident_id, partitions))
         )
     ).one()
     found = [v for v in (utc(row[0]), utc(row[1])) if v is not None]

@@ -18,7 +18,7 @@ from services.common.db import create_engine, session_factory
 from services.common.offsets import consumer_offsets_table
 from services.incidents import orm
 from services.incidents.quality_hooks import deliveries_consumer
-from services.incidents.quality_orm import first_notices, sla_deadlines
+from services.incidents.quality_orm import first_notices, sla_deadlines, sla_refresh_owed
 from tests.integration.incidents.quality_harness import (
     Driver,
     at,
@@ -150,3 +150,39 @@ class TestDeliveriesConsumer:
         assert (await deadlines(sessions))["first_notice"] == ("met", False, False, True)
         (offset,) = await rows(sessions, consumer_offsets_table("incidents"))
         assert (offset.group_id, offset.next_offset) == ("incidents-deliveries", 3)
+
+
+class TestFirstNoticeOnAnotherConsumersFeeder:
+    async def test_the_feeders_owner_refreshes_the_sla(self, sessions: Sessions) -> None:
+        """The deliveries consumer of a process that does not hold the incident's signals
+        partition neither locks nor saves the feeder (which would make its owner reload
+        it): it owes the refresh, and the owner's next timer run applies it."""
+        owner = Driver(sessions)  # F01's signals arrive on partition 0 (see Driver.feed)
+        owner.ctx.owned_partitions = lambda: {0}
+        await owner.feed(device("d-open", "device_open", "F01-FU1", 0))
+        await owner.timers(9)
+        (inc,) = await rows(sessions, orm.incidents)
+        (feeder,) = await rows(sessions, orm.feeder_versions)
+        other = Driver(sessions)
+        other.ctx.owned_partitions = lambda: {1}
+        sent = {
+            "customer_id": "C-T1-1", "incident_id": inc.id, "job_id": "j1",
+            "stage": "outage_detected", "channel": "sms", "status": "sent", "attempts": 1,
+            "occurred_at": at(10).isoformat(),
+        }  # fmt: skip
+        await other.clock.advance_to(at(10))
+        assert await other.deliveries(sent) == 1
+        assert other.cache.tokens == {}  # never took the feeder
+        assert await rows(sessions, orm.feeder_versions) == [feeder]
+        assert [r.incident_id for r in await rows(sessions, sla_refresh_owed)] == [inc.id]
+        assert (await deadlines(sessions))["first_notice"] == ("on_track", False, False, False)
+        assert await other.timers(10.5) is None  # nothing of its own is due, ever
+        assert len(await rows(sessions, sla_refresh_owed)) == 1
+
+        assert await owner.timers(10.5) is not None
+        assert await rows(sessions, sla_refresh_owed) == []
+        # met, and neither at-risk (due at 12) nor breached emitted
+        assert (await deadlines(sessions))["first_notice"] == ("met", False, False, True)
+        (row,) = await rows(sessions, orm.incidents)
+        assert row.sla["first_notice"] == "met"
+        assert owner.hooks.owed_sla_refresh.refreshed == 1
