@@ -6,7 +6,6 @@ does not commit must leave nothing behind in what it keeps."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-
 from typing import Any
 
 import pytest
