@@ -89,6 +89,11 @@ class HandlerContext:
     service: str = "incidents"
     owned_partitions: Callable[[], set[int] | None] | None = None
 
+    def held_partitions(self) -> set[int] | None:
+        """The signals partitions held now; None when not known (none held yet, or no
+        ``owned_partitions``): then every feeder counts as this process's."""
+        return (self.owned_partitions() if self.owned_partitions is not None else None) or None
+
 
 def to_signal_in(s: Signal) -> SignalIn:
     """The correlator's view of a wire signal."""
@@ -152,7 +157,7 @@ async def run_timers(uow: UnitOfWork, now: datetime, ctx: HandlerContext) -> dat
 
     # With several consumers each fires the feeders of the partitions it holds (its own
     # watermark judged them); the new owner fires them after a rebalance.
-    owned = (ctx.owned_partitions() if ctx.owned_partitions is not None else None) or None
+    owned = ctx.held_partitions()
     async with cache.lock:
         cache.begin()
         feeders = set(await due_feeders(session, now, owned))

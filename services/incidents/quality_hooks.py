@@ -34,7 +34,6 @@ from services.incidents.sla_scheduler import (
     SlaRefresh,
     SlaScheduler,
     held_or_loaded,
-    owned_partitions,
 )
 from services.incidents.sla_store import foreign_incidents, owe_refresh
 from services.incidents.voltage_watch import VoltageWatch
@@ -142,7 +141,7 @@ async def apply_deliveries(
             await impact.owe(session, sorted(changed - set(moved)), ctx.clock.now())
         # Another consumer's incidents are left to it: locking their feeders would wait for
         # its batch in flight, holding this process's cache lock, and make it reload them.
-        foreign = await foreign_incidents(session, moved, owned_partitions(ctx))
+        foreign = await foreign_incidents(session, moved, ctx.held_partitions())
         if foreign:
             await owe_refresh(session, sorted(foreign), ctx.clock.now())
             moved = [i for i in moved if i not in foreign]

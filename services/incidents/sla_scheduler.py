@@ -133,7 +133,7 @@ class OwedSlaRefresh:
         self, uow: UnitOfWork, now: datetime, ctx: HandlerContext
     ) -> datetime | None:
         session = uow.session
-        ids = await owed_refreshes(session, owned_partitions(ctx))
+        ids = await owed_refreshes(session, ctx.held_partitions())
         if ids:
             incidents, metas = await held_or_loaded(session, ids, ctx)
             await save_changed(uow, ctx, incidents, metas, now)  # the SLA refresh is a hook
@@ -142,7 +142,7 @@ class OwedSlaRefresh:
         return None
 
     async def next_wake(self, uow: UnitOfWork, ctx: HandlerContext) -> datetime | None:
-        return await earliest_owed(uow.session, owned_partitions(ctx))
+        return await earliest_owed(uow.session, ctx.held_partitions())
 
 
 class SlaScheduler:
@@ -157,7 +157,7 @@ class SlaScheduler:
         self, uow: UnitOfWork, now: datetime, ctx: HandlerContext
     ) -> datetime | None:
         session = uow.session
-        rows = await due_rows(session, now, owned_partitions(ctx))
+        rows = await due_rows(session, now, ctx.held_partitions())
         owed = sla_clock.due_events(rows, now)
         if owed:
             by_incident: dict[str, list[SlaEvent]] = defaultdict(list)
@@ -181,12 +181,7 @@ class SlaScheduler:
 
     async def next_wake(self, uow: UnitOfWork, ctx: HandlerContext) -> datetime | None:
         """``wake_sources`` entry: the earliest instant some deadline row owes an event."""
-        return await next_pending(uow.session, owned_partitions(ctx))
-
-
-def owned_partitions(ctx: HandlerContext) -> set[int] | None:
-    """The signals partitions the process holds (None: not known, fire every deadline)."""
-    return (ctx.owned_partitions() if ctx.owned_partitions is not None else None) or None
+        return await next_pending(uow.session, ctx.held_partitions())
 
 
 async def held_or_loaded(
