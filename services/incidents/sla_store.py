@@ -146,21 +146,31 @@ async def owe_refresh(session: AsyncSession, ids: Sequence[str], now: datetime) 
         )
 
 
+def _owed_of(partitions: Collection[int] | None) -> sa.Select[tuple[str]]:
+    """Owed refreshes not of another consumer: of incidents on a feeder on ``partitions``
+    or on no known partition (all of them when ``partitions`` is None). Joined row by row,
+    so the cost follows the few owed rows, not every incident ever stored."""
+    t, i, f = sla_refresh_owed, orm.incidents, orm.feeder_versions
+    stmt = sa.select(t.c.incident_id).select_from(
+        t.outerjoin(i, i.c.id == t.c.incident_id).outerjoin(f, f.c.feeder_id == i.c.feeder_id)
+    )
+    if partitions is not None:
+        stmt = stmt.where(sa.or_(f.c.partition.is_(None), f.c.partition.in_(sorted(partitions))))
+    return stmt
+
+
 async def owed_refreshes(session: AsyncSession, partitions: Collection[int] | None) -> list[str]:
     """Incidents owed a refresh that are not another consumer's (locked, skipping rows
     another process holds)."""
     t = sla_refresh_owed
-    stmt = (
-        sa.select(t.c.incident_id)
-        .where(_not_foreign(t.c.incident_id, partitions))
-        .order_by(t.c.incident_id)
-    )
+    stmt = _owed_of(partitions).order_by(t.c.incident_id)
     if session.get_bind().dialect.name == "postgresql":
-        stmt = stmt.with_for_update(skip_locked=True)
-    return list((await session.execute(stmt)).scalars())
+        stmt = stmt.with_for_update(skip_locked=True, of=t)
+    return [r.incident_id for r in await session.execute(stmt)]
 
 
 async def settle_refreshes(session: AsyncSession, ids: Sequence[str]) -> None:
+    """The refreshes of these incidents are done."""
     t = sla_refresh_owed
     for part in chunks(sorted(ids)):
         await session.execute(sa.delete(t).where(t.c.incident_id.in_(part)))
@@ -171,7 +181,7 @@ async def earliest_owed(
 ) -> datetime | None:
     """When the oldest refresh :func:`owed_refreshes` would pick was owed."""
     t = sla_refresh_owed
-    stmt = sa.select(sa.func.min(t.c.owed_at)).where(_not_foreign(t.c.incident_id, partitions))
+    stmt = sa.select(sa.func.min(t.c.owed_at)).where(t.c.incident_id.in_(_owed_of(partitions)))
     return utc((await session.execute(stmt)).scalar())
 
 
