@@ -112,13 +112,11 @@ def _foreign_incidents(partitions: Collection[int]) -> sa.Select[tuple[str]]:
     return sa.select(i.c.id).where(i.c.feeder_id.in_(foreign))
 
 
-def _not_foreign(
-    incident_id: sa.ColumnElement[str], partitions: Collection[int] | None
-) -> sa.ColumnElement[bool]:
-    """Rows whose ``incident_id`` is not another consumer's (None: every row)."""
+def _not_foreign(partitions: Collection[int] | None) -> sa.ColumnElement[bool]:
+    """Deadline rows of incidents that are not another consumer's (None: every row)."""
     if partitions is None:
         return sa.true()
-    return incident_id.not_in(_foreign_incidents(partitions))
+    return sla_deadlines.c.incident_id.not_in(_foreign_incidents(partitions))
 
 
 async def foreign_incidents(
@@ -193,7 +191,7 @@ async def due_rows(
     t = sla_deadlines
     stmt = (
         sa.select(t)
-        .where(~t.c.completed, _not_foreign(t.c.incident_id, partitions))
+        .where(~t.c.completed, _not_foreign(partitions))
         .where(
             sa.or_(
                 sa.and_(~t.c.at_risk_emitted, t.c.at_risk_at <= now),
@@ -228,7 +226,7 @@ async def next_pending(
             sa.select(
                 sa.func.min(sa.case((~t.c.at_risk_emitted, t.c.at_risk_at))),
                 sa.func.min(sa.case((~t.c.breached_emitted, t.c.due_at))),
-            ).where(~t.c.completed, _not_foreign(t.c.incident_id, partitions))
+            ).where(~t.c.completed, _not_foreign(partitions))
         )
     ).one()
     found = [v for v in (utc(row[0]), utc(row[1])) if v is not None]
